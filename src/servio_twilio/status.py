@@ -1,0 +1,141 @@
+"""Status rules: how late, repeated and out-of-order callbacks settle a record.
+
+A record's status is the highest-ranked status it has seen; at equal rank the
+alphabetically greater name wins. Applying the same callbacks in any order,
+any number of times, gives the same record.
+
+| rank | message statuses      | call statuses |
+|------|-----------------------|---------------|
+| 0    | pending               | pending       |
+| 1    | unknown, anything else| unknown, anything else |
+| 2    | accepted, scheduled   | queued        |
+| 3    | queued                | initiated     |
+| 4    | sending               | ringing       |
+| 5    | sent                  | in-progress   |
+| 6    | partially_delivered   | completed     |
+| 7    | delivered             | busy          |
+| 8    | read                  | no-answer     |
+| 9    | undelivered           | failed        |
+| 10   | failed                | canceled      |
+| 11   | canceled              |               |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+import attrs
+
+from servio_twilio.models import Channel, Communication
+
+__all__ = [
+    "CALL_STATUS_RANKS",
+    "MESSAGE_STATUS_RANKS",
+    "PENDING",
+    "RECEIVED",
+    "UNKNOWN",
+    "advance",
+    "merge_status",
+    "status_rank",
+]
+
+PENDING: Final = "pending"
+UNKNOWN: Final = "unknown"
+RECEIVED: Final = "received"
+_UNLISTED_RANK: Final = 1
+
+MESSAGE_STATUS_RANKS: Final[Mapping[str, int]] = {
+    "pending": 0,
+    "unknown": 1,
+    "accepted": 2,
+    "scheduled": 2,
+    "queued": 3,
+    "sending": 4,
+    "sent": 5,
+    "partially_delivered": 6,
+    "delivered": 7,
+    "read": 8,
+    "undelivered": 9,
+    "failed": 10,
+    "canceled": 11,
+}
+
+CALL_STATUS_RANKS: Final[Mapping[str, int]] = {
+    "pending": 0,
+    "unknown": 1,
+    "queued": 2,
+    "initiated": 3,
+    "ringing": 4,
+    "in-progress": 5,
+    "completed": 6,
+    "busy": 7,
+    "no-answer": 8,
+    "failed": 9,
+    "canceled": 10,
+}
+
+
+def status_rank(channel: Channel | str, status: str) -> int:
+    """The rank of ``status`` for ``channel``; unlisted statuses rank 1, like ``unknown``."""
+    ranks = CALL_STATUS_RANKS if channel == Channel.CALL else MESSAGE_STATUS_RANKS
+    return ranks.get(status, _UNLISTED_RANK)
+
+
+def merge_status(channel: Channel | str, current: str, incoming: str) -> str:
+    """The status a record settles on after ``current`` meets ``incoming``.
+
+    Commutative, associative and idempotent: the higher rank wins; at equal
+    rank, the alphabetically greater name.
+    """
+    return max(current, incoming, key=lambda status: (status_rank(channel, status), status))
+
+
+def advance(
+    record: Communication,
+    *,
+    updated_at: datetime,
+    status: str | None = None,
+    twilio_sid: str | None = None,
+    duration: int | None = None,
+    recording_url: str | None = None,
+    recording_sid: str | None = None,
+    recording_duration: int | None = None,
+    error: str | None = None,
+    error_code: int | None = None,
+) -> Communication:
+    """``record`` after one observation (a callback or Twilio's answer).
+
+    The status merges by rank. The other fields are set when given and never
+    erased; a field the record already has is replaced only by an observation
+    whose status ranks at least as high as the record's (the winning callback's
+    values win). A record with a SID keeps it. ``updated_at`` changes only when
+    something else does, so a repeated callback leaves the record as it was.
+    """
+    current_rank = status_rank(record.channel, record.status)
+    incoming_wins = status is None or status_rank(record.channel, status) >= current_rank
+    changes: dict[str, object] = {}
+    if status is not None:
+        merged = merge_status(record.channel, record.status, status)
+        if merged != record.status:
+            changes["status"] = merged
+    if twilio_sid is not None and record.twilio_sid is None:
+        changes["twilio_sid"] = twilio_sid
+    fields = {
+        "duration": duration,
+        "recording_url": recording_url,
+        "recording_sid": recording_sid,
+        "recording_duration": recording_duration,
+        "error": error,
+        "error_code": error_code,
+    }
+    for name, value in fields.items():
+        if value is None:
+            continue
+        present = getattr(record, name)
+        if present is None or (incoming_wins and present != value):
+            changes[name] = value
+    if not changes:
+        return record
+    return attrs.evolve(record, updated_at=updated_at, **changes)  # type: ignore[arg-type]

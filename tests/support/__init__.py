@@ -1,0 +1,1 @@
+"""Test support: fixtures that start real servers (pytest plugins) and shared helpers."""

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for firestore_emulator (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for servers (filled in by its issue)."""
