@@ -1,0 +1,37 @@
+"""A testing kit, so host apps can test their Twilio integration offline.
+
+- `FakeTwilio`: a ``twilio.http.HttpClient`` that answers like Twilio, records
+  every request and injects faults; pass it as ``http_client=``.
+- `signed_webhook`: the headers and body of a correctly signed callback.
+
+Nothing in the product imports this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from servio_twilio.testing.fake_twilio import FakeTwilio
+    from servio_twilio.testing.webhooks import signed_webhook
+
+_EXPORTS = {
+    "FakeTwilio": "servio_twilio.testing.fake_twilio",
+    "signed_webhook": "servio_twilio.testing.webhooks",
+}
+
+__all__ = ["FakeTwilio", "signed_webhook"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'servio_twilio.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
