@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up and run the offline demo: a virtual environment with the package,
+# then `python -m servio_twilio demo` (in-memory repository, FakeTwilio, a real
+# webhook server on 127.0.0.1). Arguments go to the demo, e.g. --json.
+#
+#   bash scripts/demo.sh [--json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e . >&2
+exec "$VENV/bin/python" -m servio_twilio demo "$@"
