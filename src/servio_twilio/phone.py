@@ -10,7 +10,18 @@ __all__ = ["mask_phone", "normalize_e164", "strip_channel_prefix"]
 
 _MAX_INPUT = 64  # longer than any formatted number; refuses 1 MB inputs cheaply
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Digits with the usual formatting; letters, extensions and a second "+" are refused.
+_DIALABLE = re.compile(r"\+?[0-9 ().\-/]+")
 _PREFIX = "whatsapp:"
+# phonenumbers.ValidationResult values: INVALID_COUNTRY_CODE 1, TOO_SHORT 2, TOO_LONG 3.
+_POSSIBLE_REASONS = {1: "unknown country code", 2: "too short", 3: "too long"}
+_PARSE_REASONS = {
+    0: "unknown country code",
+    1: "not a phone number",
+    2: "too short after the international prefix",
+    3: "too short",
+    4: "too long",
+}
 
 
 def strip_channel_prefix(raw: str) -> str:
@@ -24,13 +35,42 @@ def strip_channel_prefix(raw: str) -> str:
 def normalize_e164(raw: object, default_region: str | None = None) -> str:
     """Return ``raw`` as an E.164 number (``+5511999999999``).
 
-    Accepts formatted international numbers (``+55 11 99999-9999``), a
-    ``whatsapp:`` prefix, and national numbers when ``default_region`` (an ISO
-    country code such as ``"BR"``) is given.
+    Accepts formatted international numbers (``+55 11 99999-9999``: digits,
+    a leading ``+``, spaces and ``( ) . - /``), a ``whatsapp:`` prefix in any
+    case, and national numbers when ``default_region`` (an ISO country code
+    such as ``"BR"``) is given. Letters, extensions and non-ASCII digits are
+    refused.
 
     Raises:
-        InvalidPhoneNumber: for anything that is not a valid number.
+        InvalidPhoneNumber: for anything that is not a valid number, with
+            ``.raw`` (the input as given) and ``.reason``.
+
+    New in 0.1.0.
     """
+    text = _dialable_text(raw, default_region)
+
+    import phonenumbers  # noqa: PLC0415 - kept out of `import servio_twilio`
+
+    try:
+        parsed = phonenumbers.parse(text, default_region.upper() if default_region else None)
+    except phonenumbers.NumberParseException as exc:
+        reason = _PARSE_REASONS.get(exc.error_type, "not a phone number")
+        if exc.error_type == 0 and not text.startswith("+"):
+            reason = f"default_region {default_region!r} is not a known region"
+        raise InvalidPhoneNumber(raw, reason) from None
+    if not phonenumbers.is_valid_number(parsed):
+        possible = phonenumbers.is_possible_number_with_reason(parsed)
+        raise InvalidPhoneNumber(
+            raw, _POSSIBLE_REASONS.get(possible, "not a valid number for its country")
+        )
+    number: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if not _E164.fullmatch(number):  # pragma: no cover - phonenumbers guarantees this
+        raise InvalidPhoneNumber(raw, "not representable in E.164")
+    return number
+
+
+def _dialable_text(raw: object, default_region: object) -> str:
+    """``raw`` without its prefix, once the checks that need no phonenumbers pass."""
     if not isinstance(raw, str):
         raise InvalidPhoneNumber(raw, f"expected a string, got {type(raw).__name__}")
     if len(raw) > _MAX_INPUT:
@@ -40,53 +80,44 @@ def normalize_e164(raw: object, default_region: str | None = None) -> str:
         raise InvalidPhoneNumber(raw, "empty")
     if not text.isascii():
         raise InvalidPhoneNumber(raw, "contains non-ASCII characters")
+    if not _DIALABLE.fullmatch(text):
+        raise InvalidPhoneNumber(raw, "only digits, a leading +, spaces and ( ) . - / are allowed")
     if default_region is not None and (
         not isinstance(default_region, str) or not re.fullmatch(r"[A-Za-z]{2}", default_region)
     ):
         raise InvalidPhoneNumber(raw, f"default_region {default_region!r} is not a country code")
     if not text.startswith("+") and default_region is None:
         raise InvalidPhoneNumber(raw, "no country code: start with + or pass default_region")
-
-    import phonenumbers  # noqa: PLC0415 - kept out of `import servio_twilio`
-
-    try:
-        parsed = phonenumbers.parse(text, default_region.upper() if default_region else None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(raw, _parse_reason(exc)) from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhoneNumber(raw, "not a valid number for its country")
-    number: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if not _E164.fullmatch(number):  # pragma: no cover - phonenumbers guarantees this
-        raise InvalidPhoneNumber(raw, "not representable in E.164")
-    return number
-
-
-def _parse_reason(exc: Exception) -> str:
-    text = str(exc)
-    # phonenumbers prefixes "(N) Error type: N. "; keep the sentence after it.
-    return text.rsplit(". ", 1)[-1].strip().rstrip(".").lower() or "unparseable"
+    return text
 
 
 def mask_phone(number: object) -> str:
     """Mask a phone number for logs: ``+5511999999999`` -> ``+55119*****999``.
 
-    Keeps the country and area prefix and the last three digits; never raises.
-    A ``whatsapp:`` prefix is kept. Anything that is not a string masks fully.
+    Formatting is dropped; the leading ``+``, the first five digits (country
+    and area) and the last three digits are kept, the rest become ``*``
+    (numbers of six to eight digits keep one digit ahead and two behind).
+    A ``whatsapp:`` prefix is kept. Never raises: anything that is not a
+    plausible phone number (not a string, letters, too short, too long)
+    masks fully as ``***``.
+
+    New in 0.1.0.
     """
     if not isinstance(number, str):
         return "***"
     prefix = ""
-    text = number.strip()
+    text = number[: _MAX_INPUT * 2].strip()
     if text[: len(_PREFIX)].lower() == _PREFIX:
-        prefix, text = _PREFIX, text[len(_PREFIX) :]
-    text = text[:_MAX_INPUT]
-    length = len(text)
-    if length >= 10:
-        shown_head, shown_tail = 6, 3
-    elif length >= 6:
-        shown_head, shown_tail = 2, 2
+        prefix, text = _PREFIX, text[len(_PREFIX) :].strip()
+    if len(text) > _MAX_INPUT or not text.isascii() or not _DIALABLE.fullmatch(text):
+        return prefix + "***"
+    plus = "+" if text.startswith("+") else ""
+    digits = "".join(char for char in text if char.isdigit())
+    if 9 <= len(digits) <= 15:
+        head, tail = 5, 3
+    elif 6 <= len(digits) <= 8:
+        head, tail = 1, 2
     else:
-        return prefix + "*" * max(length, 3)
-    return (
-        prefix + text[:shown_head] + "*" * (length - shown_head - shown_tail) + text[-shown_tail:]
-    )
+        return prefix + "***"
+    hidden = len(digits) - head - tail
+    return prefix + plus + digits[:head] + "*" * hidden + digits[-tail:]

@@ -108,6 +108,10 @@ class TwilioSettings:
             ConfigurationError: naming every missing or malformed variable.
         """
         env = os.environ if environ is None else environ
+        if not isinstance(env, Mapping):
+            raise ConfigurationError(
+                f"environ must be a mapping of variable names, not {type(env).__name__}"
+            )
         values: dict[str, str | None] = {
             field: _blank_to_none(env.get(var)) for field, var in _ENV.items()
         }
@@ -126,7 +130,7 @@ class TwilioSettings:
             named = []
             for field, problem in problems.items():
                 var = _ENV[field]
-                if field == "webhook_base_url" and env.get(var) is None:
+                if field == "webhook_base_url" and _blank_to_none(env.get(var)) is None:
                     var = "BACKEND_URL"
                 named.append(f"{var} {problem}")
             raise ConfigurationError("invalid Twilio environment: " + "; ".join(named))
@@ -162,7 +166,8 @@ def _problems(values: Mapping[str, object]) -> dict[str, str]:
     """Every problem with the given field values, by field name; never echoes a secret."""
     problems: dict[str, str] = {}
     for field in ("account_sid", "auth_token"):
-        if values.get(field) is None or values.get(field) == "":
+        value = values.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
             problems[field] = "is required"
     for field, value in values.items():
         if field in problems or value is None:
@@ -186,8 +191,11 @@ def _problems(values: Mapping[str, object]) -> dict[str, str]:
 
 
 def _url_problem(value: str) -> str | None:
+    if not value.isascii() or not value.isprintable() or " " in value:
+        return "must be an http(s) URL of printable ASCII with no spaces"
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         return "must be an http(s) URL"
     if parts.scheme not in ("http", "https") or not parts.hostname:
