@@ -1,1 +1,137 @@
-"""pytest plugin: fixtures for firestore_emulator (filled in by its issue)."""
+"""pytest plugin: a Firestore emulator for the session, and clients and repositories on it.
+
+``firestore_emulator`` starts ``node tests/firestore_emulator.js PORT``
+(``@firestore-emulator/server``) on a free port of 127.0.0.1, waits for its
+``ready`` line, points ``FIRESTORE_EMULATOR_HOST`` at it and stops it at the
+end of the session. Without ``node`` or the npm package the fixture skips
+locally and fails in CI (``CI=true``), naming what is missing.
+
+``firestore_client`` is a ``google.cloud.firestore.Client`` on the emulator;
+``firestore_repository`` a ``FirestoreRepository`` on a collection of its own
+(the emulator cannot list or delete collections, so each test gets a new name).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+SCRIPT = TESTS_DIR / "firestore_emulator.js"
+PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
+PROJECT = "demo-servio-test"
+READY_TIMEOUT = 20.0
+_IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    if _IN_CI:
+        pytest.fail(f"Firestore emulator unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"Firestore emulator unavailable: {reason}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The emulator's ``host:port``, with ``FIRESTORE_EMULATOR_HOST`` set to it."""
+    node = shutil.which("node")
+    if node is None:
+        _unavailable("`node` is not on PATH")
+    if not PACKAGE.is_dir():
+        _unavailable(f"{PACKAGE} is missing (run `npm ci` in tests/)")
+    assert node is not None
+    log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
+    last_error = ""
+    for _attempt in range(3):  # a port taken between probe and bind gets another try
+        port = _free_port()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [node, str(SCRIPT), str(port)],
+                cwd=TESTS_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None:
+            if f"ready {port}" in log_path.read_text(errors="replace"):
+                ready = True
+                break
+            time.sleep(0.05)
+        if ready:
+            break
+        _stop(process)
+        last_error = _tail(log_path)
+        if "bind failed" not in last_error:
+            break
+    if not ready:
+        pytest.fail(
+            f"Firestore emulator did not start within {READY_TIMEOUT:.0f}s; log tail:\n"
+            f"{last_error}",
+            pytrace=False,
+        )
+    host = f"127.0.0.1:{port}"
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = host
+    try:
+        yield host
+    finally:
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def firestore_client(firestore_emulator: str) -> Any:
+    """A ``google.cloud.firestore.Client`` on the emulator (project ``demo-servio-test``)."""
+    from google.cloud import firestore
+
+    return firestore.Client(project=PROJECT)
+
+
+def unique_collection(prefix: str = "communications") -> str:
+    """A collection name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def firestore_repository(firestore_client: Any) -> Any:
+    """A ``FirestoreRepository`` on a fresh collection of the emulator."""
+    from servio_twilio.firestore import FirestoreRepository
+
+    return FirestoreRepository(firestore_client, collection=unique_collection(), timeout=15.0)

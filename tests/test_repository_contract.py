@@ -1,0 +1,473 @@
+"""The contract every `CommunicationRepository` meets, run against every backend.
+
+To check your own backend, copy this file into your tests and make the
+``repository`` fixture return a new, empty instance of it: every test here
+uses only the public Protocol and pytest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import pytest
+
+from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.memory import InMemoryRepository
+from servio_twilio.models import Channel, Communication, Direction
+from servio_twilio.repository import CommunicationRepository
+
+BACKENDS = ["memory", pytest.param("firestore", marks=pytest.mark.firestore)]
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+def repository(request: pytest.FixtureRequest) -> CommunicationRepository:
+    """A new, empty repository of each backend."""
+    if request.param == "memory":
+        return InMemoryRepository()
+    repo: CommunicationRepository = request.getfixturevalue("firestore_repository")
+    return repo
+
+
+def make(**changes: Any) -> Communication:
+    """An outbound SMS at T0 with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "prospect_id": "prospect-1",
+        "channel": Channel.SMS,
+        "to": "+5511999999999",
+        "from_": "+15005550006",
+        "body": "Olá",
+        "timestamp": T0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(changes)
+    return Communication(**fields)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+class TestProtocol:
+    def test_is_a_communication_repository(self, repository: CommunicationRepository) -> None:
+        """Every backend satisfies the runtime-checkable Protocol and says whether it blocks."""
+        assert isinstance(repository, CommunicationRepository)
+        assert isinstance(repository.blocking, bool)
+
+
+class TestAdd:
+    def test_assigns_an_id_when_none(self, repository: CommunicationRepository) -> None:
+        """A record without id gets a new one, and can be read back by it."""
+        stored = repository.add(make())
+        assert isinstance(stored.id, str)
+        assert stored.id
+        assert repository.get(stored.id) == stored
+
+    def test_assigned_ids_differ(self, repository: CommunicationRepository) -> None:
+        """Two records added without ids get different ids."""
+        first = repository.add(make())
+        second = repository.add(make())
+        assert first.id != second.id
+
+    def test_keeps_a_given_id(self, repository: CommunicationRepository) -> None:
+        """A record with an id is stored under that id, unchanged."""
+        record = make(id="sid-SM123")
+        assert repository.add(record) == record
+        assert repository.get("sid-SM123") == record
+
+    def test_duplicate_id_is_refused(self, repository: CommunicationRepository) -> None:
+        """Adding an id that exists raises DuplicateRecord and leaves the first record as it was."""
+        first = repository.add(make(id="same", body="first"))
+        with pytest.raises(DuplicateRecord):
+            repository.add(make(id="same", body="second"))
+        assert repository.get("same") == first
+
+
+class TestAddMany:
+    def test_stores_all_in_order(self, repository: CommunicationRepository) -> None:
+        """add_many returns the records in input order, each with an id, all readable."""
+        records = [make(body=f"m{i}", id="given" if i == 1 else None) for i in range(3)]
+        stored = repository.add_many(records)
+        assert [c.body for c in stored] == ["m0", "m1", "m2"]
+        assert stored[1].id == "given"
+        assert len({c.id for c in stored}) == 3
+        for c in stored:
+            assert c.id is not None
+            assert repository.get(c.id) == c
+
+    def test_accepts_any_iterable_and_empty(self, repository: CommunicationRepository) -> None:
+        """A generator works, and an empty input stores nothing and returns []."""
+        assert repository.add_many(iter([])) == []
+        stored = repository.add_many(make(body=str(i)) for i in range(2))
+        assert len(stored) == 2
+
+    def test_duplicate_within_the_input_stores_nothing(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """The same id twice in one call raises DuplicateRecord before anything is stored."""
+        with pytest.raises(DuplicateRecord):
+            repository.add_many([make(id="a"), make(id="b"), make(id="a")])
+        assert repository.get("a") is None
+        assert repository.get("b") is None
+
+    def test_id_already_stored_stores_nothing(self, repository: CommunicationRepository) -> None:
+        """An input id that exists raises DuplicateRecord; the others are not stored."""
+        existing = repository.add(make(id="old", body="kept"))
+        with pytest.raises(DuplicateRecord):
+            repository.add_many([make(id="new1"), make(id="old", body="x"), make(id="new2")])
+        assert repository.get("old") == existing
+        assert repository.get("new1") is None
+        assert repository.get("new2") is None
+
+    def test_more_than_500_records(self, repository: CommunicationRepository) -> None:
+        """Over 500 records (Firestore's commit limit) are all stored, in order."""
+        records = [make(id=f"bulk-{i:04d}", timestamp=at(i / 1000)) for i in range(1203)]
+        stored = repository.add_many(records)
+        assert stored == records
+        for index in (0, 499, 500, 999, 1000, 1202):
+            assert repository.get(f"bulk-{index:04d}") == records[index]
+        newest = repository.history("prospect-1", limit=3)
+        assert [c.id for c in newest] == ["bulk-1202", "bulk-1201", "bulk-1200"]
+
+
+class TestGet:
+    def test_missing_is_none(self, repository: CommunicationRepository) -> None:
+        """An id never stored reads as None."""
+        assert repository.get("nope") is None
+
+
+class TestFindBySid:
+    def test_finds_the_record_with_the_sid(self, repository: CommunicationRepository) -> None:
+        """The record carrying a Twilio SID is found by it; other SIDs find nothing."""
+        repository.add(make(twilio_sid="SM1"))
+        wanted = repository.add(make(twilio_sid="SM2"))
+        assert repository.find_by_sid("SM2") == wanted
+        assert repository.find_by_sid("SM3") is None
+
+    def test_finds_a_sid_set_by_update(self, repository: CommunicationRepository) -> None:
+        """A SID given later by update is found too."""
+        record = repository.add(make())
+        assert record.id is not None
+        repository.update(record.id, lambda c: attrs.evolve(c, twilio_sid="SM9", status="queued"))
+        found = repository.find_by_sid("SM9")
+        assert found is not None
+        assert found.id == record.id
+        assert found.status == "queued"
+
+
+class TestUpdate:
+    def test_applies_fn_and_stores_the_result(self, repository: CommunicationRepository) -> None:
+        """update writes fn(record), returns it, and get then reads it."""
+        record = repository.add(make())
+        assert record.id is not None
+        result = repository.update(
+            record.id, lambda c: attrs.evolve(c, status="delivered", updated_at=at(5))
+        )
+        assert result == attrs.evolve(record, status="delivered", updated_at=at(5))
+        assert repository.get(record.id) == result
+
+    def test_fn_sees_the_stored_record(self, repository: CommunicationRepository) -> None:
+        """fn receives the current stored record, so updates build on each other."""
+        record = repository.add(make(duration=1))
+        assert record.id is not None
+        for _ in range(3):
+            repository.update(record.id, lambda c: attrs.evolve(c, duration=(c.duration or 0) + 1))
+        stored = repository.get(record.id)
+        assert stored is not None
+        assert stored.duration == 4
+
+    def test_can_clear_a_field(self, repository: CommunicationRepository) -> None:
+        """fn may set an optional field back to None, and that is what is stored."""
+        record = repository.add(make(error="boom", error_code=30003))
+        assert record.id is not None
+        repository.update(record.id, lambda c: attrs.evolve(c, error=None, error_code=None))
+        stored = repository.get(record.id)
+        assert stored is not None
+        assert (stored.error, stored.error_code) == (None, None)
+
+    def test_missing_id_raises_record_not_found(self, repository: CommunicationRepository) -> None:
+        """Updating an unknown id raises RecordNotFound (also a KeyError) and calls no fn."""
+        calls: list[Communication] = []
+        with pytest.raises(RecordNotFound):
+            repository.update("nope", lambda c: calls.append(c) or c)  # type: ignore[func-returns-value]
+        with pytest.raises(KeyError):
+            repository.update("nope", lambda c: c)
+        assert calls == []
+
+    def test_changing_the_id_is_refused(self, repository: CommunicationRepository) -> None:
+        """fn returning another id raises RepositoryError and the record stays as it was."""
+        record = repository.add(make())
+        assert record.id is not None
+        with pytest.raises(RepositoryError):
+            repository.update(record.id, lambda c: attrs.evolve(c, id="other", status="sent"))
+        assert repository.get(record.id) == record
+        assert repository.get("other") is None
+
+    def test_fn_error_propagates_and_changes_nothing(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """An exception from fn reaches the caller unchanged and nothing is written."""
+        record = repository.add(make())
+        assert record.id is not None
+
+        def explode(c: Communication) -> Communication:
+            raise LookupError("from fn")
+
+        with pytest.raises(LookupError, match="from fn"):
+            repository.update(record.id, explode)
+        assert repository.get(record.id) == record
+
+
+class TestEvents:
+    def test_events_come_back_oldest_first_as_given(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """Events appended quickly, one after another, come back in order and unchanged."""
+        record = repository.add(make())
+        assert record.id is not None
+        sent = [
+            {"MessageSid": "SM1", "MessageStatus": status, "n": str(i)}
+            for i, status in enumerate(["queued", "sent", "delivered", "read", "sent", "queued"])
+        ]
+        sent.append({"Body": "Olá 👋", "MediaUrl": ["https://a/1", "https://a/2"]})
+        for event in sent:
+            repository.append_event(record.id, event)
+        assert repository.events(record.id) == sent
+
+    def test_events_are_kept_per_record(self, repository: CommunicationRepository) -> None:
+        """Each record has its own events."""
+        a = repository.add(make())
+        b = repository.add(make())
+        assert a.id is not None
+        assert b.id is not None
+        repository.append_event(a.id, {"x": "a"})
+        repository.append_event(b.id, {"x": "b"})
+        assert repository.events(a.id) == [{"x": "a"}]
+        assert repository.events(b.id) == [{"x": "b"}]
+
+    def test_stored_event_is_a_copy(self, repository: CommunicationRepository) -> None:
+        """Changing the dict after append_event, or the returned list, changes nothing kept."""
+        record = repository.add(make())
+        assert record.id is not None
+        event: dict[str, Any] = {"MessageStatus": "sent", "list": ["a"]}
+        repository.append_event(record.id, event)
+        event["MessageStatus"] = "changed"
+        event["list"].append("b")
+        repository.events(record.id)[0]["MessageStatus"] = "mutated"
+        assert repository.events(record.id) == [{"MessageStatus": "sent", "list": ["a"]}]
+
+    def test_append_to_missing_record_raises(self, repository: CommunicationRepository) -> None:
+        """append_event on an unknown id raises RecordNotFound and keeps nothing."""
+        with pytest.raises(RecordNotFound):
+            repository.append_event("nope", {"MessageStatus": "sent"})
+        assert repository.events("nope") == []
+
+    def test_events_of_unknown_or_quiet_record_are_empty(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """events() is [] for an unknown id and for a record without callbacks."""
+        record = repository.add(make())
+        assert record.id is not None
+        assert repository.events("unknown") == []
+        assert repository.events(record.id) == []
+
+    def test_update_keeps_events(self, repository: CommunicationRepository) -> None:
+        """Updating a record does not lose its events, and later events still append."""
+        record = repository.add(make())
+        assert record.id is not None
+        repository.append_event(record.id, {"n": 1})
+        repository.update(record.id, lambda c: attrs.evolve(c, status="sent"))
+        repository.append_event(record.id, {"n": 2})
+        assert repository.events(record.id) == [{"n": 1}, {"n": 2}]
+
+
+class TestHistory:
+    def test_newest_first_for_one_prospect(self, repository: CommunicationRepository) -> None:
+        """Only the prospect's records, newest timestamp first, whatever the insertion order."""
+        for minute in (2, 0, 3, 1):
+            repository.add(make(id=f"p1-{minute}", timestamp=at(minute)))
+        repository.add(make(id="other", prospect_id="prospect-2", timestamp=at(9)))
+        repository.add(make(id="none", prospect_id=None, timestamp=at(9)))
+        found = repository.history("prospect-1")
+        assert [c.id for c in found] == ["p1-3", "p1-2", "p1-1", "p1-0"]
+        assert repository.history("prospect-3") == []
+
+    def test_channel_filter(self, repository: CommunicationRepository) -> None:
+        """channel= keeps only that channel's records, still newest first."""
+        repository.add(make(id="sms", timestamp=at(0)))
+        repository.add(make(id="wa-old", channel=Channel.WHATSAPP, timestamp=at(1)))
+        repository.add(make(id="call", channel=Channel.CALL, body=None, timestamp=at(2)))
+        repository.add(make(id="wa-new", channel=Channel.WHATSAPP, timestamp=at(3)))
+        whatsapp = repository.history("prospect-1", channel=Channel.WHATSAPP)
+        assert [c.id for c in whatsapp] == ["wa-new", "wa-old"]
+        assert [c.id for c in repository.history("prospect-1", channel=Channel.CALL)] == ["call"]
+
+    def test_limit(self, repository: CommunicationRepository) -> None:
+        """limit caps the result to the newest records."""
+        for minute in range(5):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        assert [c.id for c in repository.history("prospect-1", limit=2)] == ["m4", "m3"]
+        assert len(repository.history("prospect-1", limit=1000)) == 5
+
+    @pytest.mark.parametrize("limit", [0, -1, 1001])
+    def test_limit_out_of_range(self, repository: CommunicationRepository, limit: int) -> None:
+        """A limit outside 1..1000 raises ValueError."""
+        with pytest.raises(ValueError, match="limit"):
+            repository.history("prospect-1", limit=limit)
+
+    def test_naive_before_is_refused(self, repository: CommunicationRepository) -> None:
+        """A naive before raises ValueError rather than guessing a zone."""
+        with pytest.raises(ValueError, match="aware"):
+            repository.history("prospect-1", before=datetime(2024, 1, 1))
+
+    def test_before_is_exclusive(self, repository: CommunicationRepository) -> None:
+        """before keeps only records strictly older than it."""
+        for minute in range(4):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        assert [c.id for c in repository.history("prospect-1", before=at(2))] == ["m1", "m0"]
+        assert repository.history("prospect-1", before=at(0)) == []
+
+    def test_before_in_another_zone(self, repository: CommunicationRepository) -> None:
+        """An aware before in a non-UTC zone means the same instant."""
+        for minute in range(3):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        sao_paulo = timezone(timedelta(hours=-3))
+        found = repository.history("prospect-1", before=at(2).astimezone(sao_paulo))
+        assert [c.id for c in found] == ["m1", "m0"]
+
+    def test_paging_with_before(self, repository: CommunicationRepository) -> None:
+        """Paging by the last timestamp walks every record once, newest first."""
+        for minute in range(7):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        seen: list[str | None] = []
+        before = None
+        while page := repository.history("prospect-1", limit=3, before=before):
+            seen.extend(c.id for c in page)
+            before = page[-1].timestamp
+        assert seen == [f"m{m}" for m in range(6, -1, -1)]
+
+    def test_paging_with_equal_timestamps(self, repository: CommunicationRepository) -> None:
+        """Records sharing a page's last timestamp are not repeated; the next page is older.
+
+        ``before`` is a filter, not a cursor: a page that ends inside a group of
+        equal timestamps skips the rest of that group (documented), never
+        returns a record twice and never returns one out of order.
+        """
+        repository.add(make(id="old", timestamp=at(0)))
+        for name in ("t1", "t2", "t3"):
+            repository.add(make(id=name, timestamp=at(1)))
+        repository.add(make(id="new", timestamp=at(2)))
+        first = repository.history("prospect-1", limit=2)
+        assert first[0].id == "new"
+        assert first[1].id in {"t1", "t2", "t3"}
+        second = repository.history("prospect-1", limit=2, before=first[-1].timestamp)
+        assert [c.id for c in second] == ["old"]
+        everything = repository.history("prospect-1")
+        assert [c.timestamp for c in everything] == sorted(
+            (c.timestamp for c in everything), reverse=True
+        )
+        assert {c.id for c in everything} == {"old", "t1", "t2", "t3", "new"}
+
+
+class TestLatestOutboundTo:
+    def test_newest_outbound_to_the_number(self, repository: CommunicationRepository) -> None:
+        """The newest outbound record to the number wins; inbound and other numbers are ignored."""
+        number = "+5511988887777"
+        repository.add(make(id="old", to=number, timestamp=at(0)))
+        repository.add(make(id="new", to=number, prospect_id="prospect-9", timestamp=at(1)))
+        repository.add(
+            make(
+                id="inbound",
+                to=number,
+                from_="+15005550006",
+                direction=Direction.INBOUND,
+                status="received",
+                timestamp=at(5),
+            )
+        )
+        repository.add(make(id="elsewhere", to="+5511000000000", timestamp=at(9)))
+        found = repository.latest_outbound_to(number)
+        assert found is not None
+        assert found.id == "new"
+        assert found.prospect_id == "prospect-9"
+
+    def test_none_when_only_inbound(self, repository: CommunicationRepository) -> None:
+        """A number that only ever wrote to us has no outbound record."""
+        repository.add(make(to="+5511977776666", direction=Direction.INBOUND, status="received"))
+        assert repository.latest_outbound_to("+5511977776666") is None
+        assert repository.latest_outbound_to("+5511900000000") is None
+
+
+class TestRoundTrip:
+    def test_every_field_survives(self, repository: CommunicationRepository) -> None:
+        """A record with every field set reads back equal: media lists, unicode, microseconds."""
+        record = Communication(
+            id="full",
+            prospect_id="prospect-ü",
+            channel=Channel.WHATSAPP,
+            direction=Direction.INBOUND,
+            to="+5511999999999",
+            from_="+14155238886",
+            body="Olá, tudo bem? 🎉 \n «ok» 中文",
+            media_url="https://example.com/a.jpg",
+            media_urls=("https://example.com/a.jpg", "https://example.com/b.pdf"),
+            twilio_sid="MM0123456789abcdef0123456789abcdef",
+            status="received",
+            duration=0,
+            recording_url="https://api.twilio.com/rec/RE1",
+            recording_sid="RE1",
+            recording_duration=42,
+            error="Message blocked",
+            error_code=30007,
+            timestamp=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
+            created_at=datetime(2024, 5, 1, 12, 0, 0, 654321, tzinfo=UTC),
+            updated_at=datetime(2024, 5, 2, 0, 0, 0, 1, tzinfo=UTC),
+        )
+        repository.add(record)
+        assert repository.get("full") == record
+        found = repository.find_by_sid("MM0123456789abcdef0123456789abcdef")
+        assert found == record
+
+    def test_none_values_survive(self, repository: CommunicationRepository) -> None:
+        """A call record with every optional field None reads back with None, not '' or 0."""
+        record = Communication(
+            id="bare",
+            prospect_id=None,
+            channel=Channel.CALL,
+            to="+5511999999999",
+            from_="+15005550006",
+            timestamp=T0,
+            created_at=T0,
+            updated_at=T0,
+        )
+        repository.add(record)
+        stored = repository.get("bare")
+        assert stored == record
+        assert stored is not None
+        assert stored.body is None
+        assert stored.media_urls == ()
+        assert stored.twilio_sid is None
+
+    def test_non_utc_times_come_back_as_utc(self, repository: CommunicationRepository) -> None:
+        """Aware times in another zone are stored as the same instant and read back in UTC."""
+        zone = timezone(timedelta(hours=-3))
+        local = datetime(2024, 5, 1, 9, 30, 15, 250000, tzinfo=zone)
+        repository.add(make(id="tz", timestamp=local, created_at=local, updated_at=local))
+        stored = repository.get("tz")
+        assert stored is not None
+        for value in (stored.timestamp, stored.created_at, stored.updated_at):
+            assert value == local
+            assert value.utcoffset() == timedelta(0)
+            assert value.hour == 12
+
+
+class TestPing:
+    def test_answers_when_up(self, repository: CommunicationRepository) -> None:
+        """ping returns None on a working backend, empty or not."""
+        assert repository.ping() is None
+        repository.add(make())
+        assert repository.ping() is None
