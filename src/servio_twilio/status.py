@@ -108,13 +108,14 @@ def advance(
     """``record`` after one observation (a callback or Twilio's answer).
 
     The status merges by rank. The other fields are set when given and never
-    erased; a field the record already has is replaced only by an observation
-    whose status ranks at least as high as the record's (the winning callback's
-    values win). A record with a SID keeps it. ``updated_at`` changes only when
-    something else does, so a repeated callback leaves the record as it was.
+    erased; when two observations disagree about a field, the greater value
+    stays (the longer duration; for text, the greater string), so the record
+    does not depend on the order callbacks arrive in. (Letting the
+    higher-ranked callback's value win cannot be order-independent without
+    remembering which callback set each field.) A record with a SID keeps it.
+    ``updated_at`` changes only when something else does, so a repeated
+    callback leaves the record as it was (the same object).
     """
-    current_rank = status_rank(record.channel, record.status)
-    incoming_wins = status is None or status_rank(record.channel, status) >= current_rank
     changes: dict[str, object] = {}
     if status is not None:
         merged = merge_status(record.channel, record.status, status)
@@ -134,7 +135,7 @@ def advance(
         if value is None:
             continue
         present = getattr(record, name)
-        if present is None or (incoming_wins and present != value):
+        if present is None or value > present:
             changes[name] = value
     if not changes:
         return record
