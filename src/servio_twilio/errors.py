@@ -15,9 +15,10 @@ ServioTwilioError(Exception)
 ├── RepositoryError                                     storage failed
 │   ├── DuplicateRecord
 │   └── RecordNotFound(RepositoryError, KeyError)
-└── WebhookVerificationError
-    ├── MissingSignature
-    └── InvalidSignature
+├── WebhookVerificationError
+│   ├── MissingSignature
+│   └── InvalidSignature
+└── MalformedCallback(ServioTwilioError, ValueError)    .fields
 ```
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "DuplicateRecord",
     "InvalidPhoneNumber",
     "InvalidSignature",
+    "MalformedCallback",
     "MissingSignature",
     "RateLimited",
     "RecordNotFound",
@@ -204,6 +206,23 @@ class MissingSignature(WebhookVerificationError):
 
 class InvalidSignature(WebhookVerificationError):
     """The signature is present but does not match the request."""
+
+
+class MalformedCallback(ServioTwilioError, ValueError):
+    """A webhook request lacks a field its route needs, or has one malformed.
+
+    ``fields`` names the offending form fields. The webhook apps answer it
+    with 400; nothing is stored.
+
+    New in 0.1.0.
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = ()) -> None:
+        self.fields = fields
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.args[0],), self.__dict__.copy()))
 
 
 def _rebuild(

@@ -1,0 +1,523 @@
+"""The webhook core: one request in, one response out, shared by the ASGI and WSGI apps.
+
+`WebhookCore.handle` takes a `WebhookRequest` (method, route, the parts of the
+URL Twilio requested, headers, body) and judges it, in this order, the first
+failure answering: unknown route 404; method 405 (``Allow: POST``); body over
+``max_body_bytes`` 413; content type other than form-encoded 415; undecodable
+form 400; signature 403; missing callback fields 400; storage down 503. A
+stored status callback answers 204; ``/inbound`` answers 200 ``text/xml``.
+
+It is written sans-I/O: ``handle`` is a generator that yields each piece of
+work it needs done (a repository call, a user hook) as a `Step` and receives
+its result. The WSGI app runs every step inline (`run_sync`); the ASGI app
+awaits async hooks and runs the rest in a worker thread when the repository
+is ``blocking``. Judging is pure: nothing is written before the signature
+verifies.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
+from servio_twilio.callbacks import StatusEvent, apply_status, store_inbound
+from servio_twilio.errors import ConfigurationError, MalformedCallback, RepositoryError
+from servio_twilio.events import (
+    CallStatusEvent,
+    InboundMessageEvent,
+    MessageStatusEvent,
+    Params,
+    RecordingStatusEvent,
+    WebhookEvent,
+)
+from servio_twilio.models import utcnow
+from servio_twilio.phone import mask_phone
+from servio_twilio.repository import CommunicationRepository
+from servio_twilio.settings import TwilioSettings
+
+__all__ = [
+    "ROUTES",
+    "Step",
+    "WebhookCore",
+    "WebhookRequest",
+    "WebhookResponse",
+    "build_core",
+    "check_prefix",
+    "run_sync",
+]
+
+log = logging.getLogger("servio_twilio.webhook")
+
+_FORM: Final = "application/x-www-form-urlencoded"
+_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+_MAX_FIELDS: Final = 1000
+_INBOUND: Final = "inbound"
+_PARSERS: Final[dict[str, Callable[..., WebhookEvent]]] = {
+    "message-status": MessageStatusEvent.from_params,
+    "call-status": CallStatusEvent.from_params,
+    "recording-status": RecordingStatusEvent.from_params,
+    _INBOUND: InboundMessageEvent.from_params,
+}
+_ROUTE_OF: Final[dict[type, str]] = {
+    MessageStatusEvent: "message-status",
+    CallStatusEvent: "call-status",
+    RecordingStatusEvent: "recording-status",
+    InboundMessageEvent: _INBOUND,
+}
+ROUTES: Final[Mapping[str, str]] = {"/" + name: name for name in _PARSERS}
+"""Route path (relative to the mount point) -> route name."""
+
+_PHONE_IN_URL: Final = re.compile(r"(?:\+|%2[Bb])?[0-9]{7,15}")
+EMPTY_TWIML: Final = "<Response/>"
+
+
+@attrs.frozen(kw_only=True)
+class WebhookRequest:
+    """One HTTP request, as an adapter read it.
+
+    ``route`` is the path relative to the mount point (``/message-status``);
+    ``raw_path`` the full path as received (undecoded, without the query);
+    ``query`` the raw query string; ``host`` the ``Host`` header (or the
+    server's address); ``headers`` has lower-case names, values decoded as
+    Latin-1. ``body_complete`` is False when the adapter stopped reading
+    because the body was over ``max_body_bytes``.
+    """
+
+    method: str
+    route: str
+    raw_path: str
+    query: str
+    scheme: str
+    host: str
+    headers: Mapping[str, str]
+    body: bytes
+    body_complete: bool = True
+
+
+@attrs.frozen
+class WebhookResponse:
+    """What to answer: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@attrs.frozen
+class Step:
+    """One piece of work the core needs done: call ``call()`` and send back its result.
+
+    ``is_async`` is True for an async user hook (``call()`` returns a
+    coroutine); ``is_hook`` tells a user hook from repository work.
+    """
+
+    call: Callable[[], Any]
+    is_hook: bool = False
+    is_async: bool = False
+
+
+def _plain(status: int, text: str, *extra: tuple[str, str]) -> WebhookResponse:
+    return WebhookResponse(
+        status, (("content-type", "text/plain; charset=utf-8"), *extra), text.encode()
+    )
+
+
+NOT_FOUND: Final = _plain(404, "not found\n")
+_NOT_ALLOWED: Final = _plain(405, "method not allowed: use POST\n", ("allow", "POST"))
+_TOO_LARGE: Final = _plain(413, "request body too large\n")
+_UNSUPPORTED: Final = _plain(415, f"unsupported content type: use {_FORM}\n")
+_UNDECODABLE: Final = _plain(400, "undecodable form body\n")
+_FORBIDDEN: Final = _plain(403, "invalid Twilio signature\n")
+_UNAVAILABLE: Final = _plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
+_STORED: Final = WebhookResponse(204, (), b"")
+
+
+def _twiml(text: str) -> WebhookResponse:
+    return WebhookResponse(200, (("content-type", "text/xml"),), text.encode("utf-8"))
+
+
+_EMPTY_REPLY: Final = _twiml(EMPTY_TWIML)
+
+
+def _is_async(fn: object) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    )
+
+
+def _first(value: str | None) -> str | None:
+    """The first of a comma-separated header's values (the client-facing hop)."""
+    if not value:
+        return None
+    return value.split(",", 1)[0].strip() or None
+
+
+def _mask_url(url: str) -> str:
+    return _PHONE_IN_URL.sub(lambda m: mask_phone(m.group(0).replace("%2B", "+")), url)
+
+
+def _content_type_ok(value: str | None) -> bool:
+    if not value:
+        return False
+    kind, _, rest = value.partition(";")
+    if kind.strip().lower() != _FORM:
+        return False
+    for param in rest.split(";"):
+        name, _, charset = param.partition("=")
+        if (
+            name.strip().lower() == "charset"
+            and charset.strip().strip('"').lower() not in _CHARSETS
+        ):
+            return False
+    return True
+
+
+def _decode_form(body: bytes) -> dict[str, str | list[str]] | None:
+    """The form fields (a list for a repeated field), or None when undecodable."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FIELDS,
+        )
+    except ValueError:  # UnicodeDecodeError too; also too many fields
+        return None
+    params: dict[str, str | list[str]] = {}
+    for name, value in pairs:
+        present = params.get(name)
+        if present is None:
+            params[name] = value
+        elif isinstance(present, list):
+            present.append(value)
+        else:
+            params[name] = [present, value]
+    return params
+
+
+def _cid(query: str) -> str | None:
+    if "cid=" not in query:
+        return None
+    for name, value in parse_qsl(query, errors="replace"):
+        if name == "cid":
+            return value
+    return None
+
+
+class WebhookCore:
+    """The configured webhook logic; build it with `build_core`."""
+
+    def __init__(
+        self,
+        *,
+        verifier: Any,
+        repository: CommunicationRepository,
+        public_base_url: str | None,
+        trust_forwarded_headers: bool,
+        on_event: Callable[..., Any] | None,
+        on_inbound: Callable[..., Any] | None,
+        prospect_resolver: Callable[..., Any] | None,
+        max_body_bytes: int,
+    ) -> None:
+        self._verify: Callable[..., None] = verifier.verify
+        self.repository = repository
+        self.blocking = bool(getattr(repository, "blocking", True))
+        self._base_url = public_base_url
+        self._trust_forwarded = trust_forwarded_headers
+        self._on_event = on_event
+        self._on_inbound = on_inbound
+        self._resolver = prospect_resolver
+        self.max_body_bytes = max_body_bytes
+
+    def __repr__(self) -> str:
+        return f"<WebhookCore base_url={self._base_url!r} repository={self.repository!r}>"
+
+    def verified_url(self, request: WebhookRequest) -> str:
+        """The URL the signature is checked against (see the module docs)."""
+        query = "?" + request.query if request.query else ""
+        if self._base_url is not None:
+            return self._base_url + request.route + query
+        scheme, host = request.scheme, request.host
+        if self._trust_forwarded:
+            proto = _first(request.headers.get("x-forwarded-proto"))
+            if proto is not None and proto.lower() in ("http", "https"):
+                scheme = proto.lower()
+            host = _first(request.headers.get("x-forwarded-host")) or host
+        return f"{scheme}://{host}{request.raw_path}{query}"
+
+    def handle(self, request: WebhookRequest) -> Generator[Step, Any, WebhookResponse]:
+        """Judge ``request`` and, once verified, store it; yields the work to do."""
+        verdict = self.judge(request)
+        if isinstance(verdict, WebhookResponse):
+            return verdict
+        if isinstance(verdict, InboundMessageEvent):
+            return (yield from self._inbound(verdict))
+        return (yield from self._status(verdict))
+
+    def judge(  # noqa: PLR0911 - one answer per rule, in the documented order
+        self, request: WebhookRequest
+    ) -> WebhookResponse | WebhookEvent:
+        """The answer to a request refused, or the event of a verified callback (pure)."""
+        route = ROUTES.get(request.route)
+        if route is None:
+            return NOT_FOUND
+        if request.method != "POST":
+            return _NOT_ALLOWED
+        if not request.body_complete or len(request.body) > self.max_body_bytes:
+            return _TOO_LARGE
+        if not _content_type_ok(request.headers.get("content-type")):
+            return _UNSUPPORTED
+        params = _decode_form(request.body)
+        if params is None:
+            return _UNDECODABLE
+        if not self._verified(request, params):
+            return _FORBIDDEN
+        try:
+            return _PARSERS[route](params, cid=_cid(request.query))
+        except MalformedCallback as exc:
+            log.warning("refused a %s callback: %s", route, exc)
+            return _plain(400, f"{exc}\n")
+
+    def _verified(self, request: WebhookRequest, params: Params) -> bool:
+        url = self.verified_url(request)
+        headers = request.headers
+        try:
+            self._verify(
+                url,
+                params,
+                headers.get("x-twilio-signature"),
+                signature_settings=headers.get("x-twilio-webhooks-signature-settings"),
+            )
+        except Exception as exc:  # the verifier raises ours; anything else is a refusal too
+            hint = ""
+            if (
+                self._base_url is None
+                and not self._trust_forwarded
+                and ("x-forwarded-proto" in headers or "x-forwarded-host" in headers)
+            ):
+                hint = " (behind a proxy? pass public_base_url or trust_forwarded_headers=True)"
+            log.warning(
+                "refused a webhook request to %s: %s: %s; URL tried: %s, with and without "
+                "its port%s",
+                request.route,
+                type(exc).__name__,
+                exc,
+                _mask_url(url),
+                hint,
+            )
+            return False
+        return True
+
+    def _status(self, event: StatusEvent) -> Generator[Step, Any, WebhookResponse]:
+        received_at = utcnow()
+        route = _ROUTE_OF[type(event)]
+        repository = self.repository
+        try:
+            yield Step(
+                lambda: apply_status(repository, event, route=route, received_at=received_at)
+            )
+        except RepositoryError as exc:
+            log.error("could not store a %s callback for %s: %s", route, event.sid, exc)
+            return _UNAVAILABLE
+        log.debug("stored a %s callback for %s (%s)", route, event.sid, event.status)
+        yield from self._notify(event)
+        return _STORED
+
+    def _inbound(self, event: InboundMessageEvent) -> Generator[Step, Any, WebhookResponse]:
+        received_at = utcnow()
+        prospect_id: str | None = None
+        resolve = True
+        resolver = self._resolver
+        if resolver is not None:
+            try:
+                answer = yield self._hook(resolver, event.from_)
+            except Exception:
+                log.exception(
+                    "prospect_resolver failed for %s; attributing by the latest outbound "
+                    "message instead",
+                    mask_phone(event.from_),
+                )
+            else:
+                resolve = False
+                if answer is None or isinstance(answer, str):
+                    prospect_id = answer
+                else:
+                    log.error(
+                        "prospect_resolver returned %s, not str or None; inbound message "
+                        "left unattributed",
+                        type(answer).__name__,
+                    )
+        repository = self.repository
+        try:
+            yield Step(
+                lambda: store_inbound(
+                    repository,
+                    event,
+                    route=_INBOUND,
+                    received_at=received_at,
+                    prospect_id=prospect_id,
+                    resolve=resolve,
+                )
+            )
+        except RepositoryError as exc:
+            log.error("could not store an inbound message %s: %s", event.message_sid, exc)
+            return _UNAVAILABLE
+        log.debug("stored an inbound message %s from %s", event.sid, mask_phone(event.from_))
+        reply = _EMPTY_REPLY
+        if self._on_inbound is not None:
+            try:
+                twiml = yield self._hook(self._on_inbound, event)
+            except Exception:
+                log.exception("on_inbound failed; answering an empty <Response/>")
+            else:
+                if isinstance(twiml, str):
+                    reply = _twiml(twiml)
+                elif twiml is not None:
+                    log.error(
+                        "on_inbound returned %s, not str or None; answering an empty <Response/>",
+                        type(twiml).__name__,
+                    )
+        yield from self._notify(event)
+        return reply
+
+    def _notify(self, event: WebhookEvent) -> Generator[Step, Any, None]:
+        if self._on_event is None:
+            return
+        try:
+            yield self._hook(self._on_event, event)
+        except Exception:
+            log.exception("on_event failed for a %s", type(event).__name__)
+
+    @staticmethod
+    def _hook(fn: Callable[..., Any], argument: object) -> Step:
+        return Step(lambda: fn(argument), is_hook=True, is_async=_is_async(fn))
+
+
+def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
+    """Run the core's generator to its response, doing each step inline."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            response: WebhookResponse = stop.value
+            return response
+        value, error = None, None
+        try:
+            value = step.call()
+        except Exception as exc:
+            error = exc
+            continue
+        if inspect.isawaitable(value):
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()
+            value = None
+            error = TypeError(
+                "a hook of a WSGI app returned an awaitable: make it a plain function"
+            )
+
+
+def _check_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"public_base_url must be a str, not {type(value).__name__}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"public_base_url must be an http(s) URL, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("public_base_url must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def check_prefix(prefix: object) -> str:
+    """``prefix`` without its trailing ``/``; `ConfigurationError` unless a path below ``/``."""
+    if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix:
+        raise ConfigurationError(f"prefix must be a path starting with '/', not {prefix!r}")
+    stripped = prefix.rstrip("/")
+    if not stripped:
+        raise ConfigurationError("prefix must not be '/': pass the app itself instead")
+    return stripped
+
+
+def _check_hooks(allow_async: bool, **hooks: object) -> None:
+    for name, hook in hooks.items():
+        if hook is None:
+            continue
+        if not callable(hook):
+            raise ConfigurationError(f"{name} must be callable, not {type(hook).__name__}")
+        if not allow_async and _is_async(hook):
+            raise ConfigurationError(f"{name} is async: a WSGI app needs a plain function")
+
+
+def build_core(
+    *,
+    settings: TwilioSettings | None,
+    verifier: Any,
+    repository: CommunicationRepository,
+    public_base_url: str | None,
+    trust_forwarded_headers: bool,
+    on_event: Callable[..., Any] | None,
+    on_inbound: Callable[..., Any] | None,
+    prospect_resolver: Callable[..., Any] | None,
+    max_body_bytes: int,
+    allow_async_hooks: bool,
+) -> WebhookCore:
+    """Check the apps' keywords and build the core.
+
+    Raises:
+        ConfigurationError: for anything that cannot work, naming it.
+    """
+    if settings is not None and not isinstance(settings, TwilioSettings):
+        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+    if verifier is None:
+        if settings is None:
+            raise ConfigurationError(
+                "the webhook app needs settings= (for the auth token) or verifier="
+            )
+        from servio_twilio.verifier import WebhookVerifier  # noqa: PLC0415 - receiving only
+
+        verifier = WebhookVerifier(
+            settings.auth_token, secondary_auth_token=settings.secondary_auth_token
+        )
+    elif not callable(getattr(verifier, "verify", None)):
+        raise ConfigurationError("verifier must have a verify() method, like WebhookVerifier")
+    if not isinstance(repository, CommunicationRepository):
+        raise ConfigurationError(
+            f"repository must implement CommunicationRepository, not {type(repository).__name__}"
+        )
+    if public_base_url is None and settings is not None:
+        public_base_url = settings.webhook_base_url
+    base_url = None if public_base_url is None else _check_url(public_base_url)
+    if not isinstance(trust_forwarded_headers, bool):
+        raise ConfigurationError("trust_forwarded_headers must be a bool")
+    _check_hooks(
+        allow_async_hooks,
+        on_event=on_event,
+        on_inbound=on_inbound,
+        prospect_resolver=prospect_resolver,
+    )
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+        raise ConfigurationError("max_body_bytes must be an int")
+    if max_body_bytes < 1:
+        raise ConfigurationError(f"max_body_bytes must be positive, not {max_body_bytes}")
+    return WebhookCore(
+        verifier=verifier,
+        repository=repository,
+        public_base_url=base_url,
+        trust_forwarded_headers=trust_forwarded_headers,
+        on_event=on_event,
+        on_inbound=on_inbound,
+        prospect_resolver=prospect_resolver,
+        max_body_bytes=max_body_bytes,
+    )
