@@ -56,7 +56,7 @@ def normalize_e164(raw: object, default_region: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         reason = _PARSE_REASONS.get(exc.error_type, "not a phone number")
         if exc.error_type == 0 and not text.startswith("+"):
-            reason = f"default_region {default_region!r} is not a known region"
+            reason = f"default_region {default_region!r:.20} is not a known region"
         raise InvalidPhoneNumber(raw, reason) from None
     if not phonenumbers.is_valid_number(parsed):
         possible = phonenumbers.is_possible_number_with_reason(parsed)
@@ -82,10 +82,13 @@ def _dialable_text(raw: object, default_region: object) -> str:
         raise InvalidPhoneNumber(raw, "contains non-ASCII characters")
     if not _DIALABLE.fullmatch(text):
         raise InvalidPhoneNumber(raw, "only digits, a leading +, spaces and ( ) . - / are allowed")
-    if default_region is not None and (
-        not isinstance(default_region, str) or not re.fullmatch(r"[A-Za-z]{2}", default_region)
-    ):
-        raise InvalidPhoneNumber(raw, f"default_region {default_region!r} is not a country code")
+    if default_region is not None and not isinstance(default_region, str):
+        kind = type(default_region).__name__
+        raise InvalidPhoneNumber(raw, f"default_region must be a country code string, not {kind}")
+    if default_region is not None and not re.fullmatch(r"[A-Za-z]{2}", default_region):
+        raise InvalidPhoneNumber(
+            raw, f"default_region {default_region!r:.20} is not a country code"
+        )
     if not text.startswith("+") and default_region is None:
         raise InvalidPhoneNumber(raw, "no country code: start with + or pass default_region")
     return text
