@@ -43,13 +43,24 @@ __all__ = [
 ]
 
 _MAX_SHOWN = 40
+_MAX_MESSAGE = 500
 
 
 def _shorten(value: object) -> str:
-    """A bounded repr, so a 1 MB input never becomes a 1 MB message."""
-    text = repr(value)
+    """A bounded repr, so a 1 MB input never becomes a 1 MB message; never raises."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not replace the error being raised
+        return f"<{type(value).__name__} object>"
     if len(text) > _MAX_SHOWN:
-        return text[: _MAX_SHOWN - 5] + "...'" + f" ({len(text)} chars)"
+        return f"{text[:_MAX_SHOWN]}... ({len(text)} chars)"
+    return text
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to a bounded length, saying how long it was."""
+    if len(text) > _MAX_MESSAGE:
+        return f"{text[:_MAX_MESSAGE]}... ({len(text)} chars)"
     return text
 
 
@@ -95,7 +106,7 @@ class SendLimitExceeded(ServioTwilioError):
         self.prospect_id = prospect_id
         self.retry_after = retry_after
         super().__init__(
-            f"send limit reached for prospect {prospect_id!r}; retry in {retry_after:.1f}s"
+            f"send limit reached for prospect {_shorten(prospect_id)}; retry in {retry_after:.1f}s"
         )
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -132,7 +143,7 @@ class TwilioAPIError(ServioTwilioError):
         parts = [f"HTTP {self.status}" if self.status else "no response"]
         if self.code is not None:
             parts.append(f"Twilio error {self.code}")
-        return f"{self.message} ({', '.join(parts)})"
+        return f"{_clip(str(self.message))} ({', '.join(parts)})"
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), (self.message,), self.__dict__.copy()))
