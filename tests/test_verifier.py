@@ -256,6 +256,28 @@ class TestPortVariants:
         ]
 
 
+class TestKeyLengths:
+    """Precomputed key states give the HMAC of any token or secret length."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        token=st.text(min_size=1, max_size=150).filter(str.strip),
+        algorithm=st.sampled_from(["HMAC_SHA1", "HMAC_SHA256"]),
+    )
+    def test_any_length(self, token: str, algorithm: str) -> None:
+        """Tokens and shared secrets shorter and longer than the hash block verify."""
+        WebhookVerifier(token).verify(URI, PARAMS, sign(URI, PARAMS, token))
+        verifier = WebhookVerifier(TOKEN, shared_keys={SHARED_ID: token})
+        header = f"key={SHARED_ID},algorithm={algorithm}"
+        verifier.verify(URI, PARAMS, sign(URI, PARAMS, token, algorithm), signature_settings=header)
+
+    @pytest.mark.parametrize("length", [1, 63, 64, 65, 128, 129, 500])
+    def test_block_size_edges(self, length: int) -> None:
+        """Keys around the 64-byte block size (hashed first when longer) verify."""
+        token = "k" * length
+        WebhookVerifier(token).verify(URI, PARAMS, sign(URI, PARAMS, token))
+
+
 class TestSecondaryToken:
     """Both tokens count while a token rotation is under way."""
 
@@ -704,3 +726,15 @@ class TestOracle:
         expected = _oracle([SHARED_SECRET], url, _twilio_params(params), signature, algorithm)
         event(f"twilio says {expected}")
         assert verifier.is_valid(url, params, signature, signature_settings=header) is expected
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        url=st.text(max_size=30) | st.builds("{}://{}".format, _SCHEMES, st.text(max_size=30)),
+        data=st.data(),
+    )
+    def test_arbitrary_url_text(self, url: str, data: st.DataObject) -> None:
+        """Any text as the URL (odd schemes, blanks, controls, ';', brackets): verdicts agree."""
+        signature = sign(data.draw(st.sampled_from(_candidates(url))), PARAMS)
+        expected = _oracle([TOKEN], url, PARAMS, signature)
+        event(f"twilio says {expected}")
+        assert WebhookVerifier(TOKEN).is_valid(url, PARAMS, signature) is expected
