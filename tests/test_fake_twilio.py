@@ -1,0 +1,333 @@
+"""Tests for servio_twilio.testing.fake_twilio: answers, records and faults like Twilio's."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from servio_twilio.testing import FakeTwilio
+from servio_twilio.testing.fake_twilio import Fault, RecordedRequest
+
+ACCOUNT = "AC" + "b" * 32
+BASE = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+AUTH = (ACCOUNT, "token")
+
+
+def _post(fake: FakeTwilio, path: str, data: dict[str, Any]) -> Any:
+    return fake.request("POST", BASE + path, data=data, auth=AUTH)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(response.text)
+    return payload
+
+
+class TestFakeTwilioAnswers:
+    def test_message_create_echoes_what_was_sent(self) -> None:
+        """A message create answers 201 with Twilio's shape: a new SM SID and the fields sent."""
+        fake = FakeTwilio()
+        response = _post(
+            fake, "/Messages.json", {"To": "+5511999999999", "From": "+15005550006", "Body": "oi"}
+        )
+        assert response.status_code == 201
+        body = _json(response)
+        assert body["sid"].startswith("SM")
+        assert len(body["sid"]) == 34
+        assert (body["to"], body["from"], body["body"]) == ("+5511999999999", "+15005550006", "oi")
+        assert body["status"] == "queued"
+        assert body["account_sid"] == ACCOUNT
+        assert body["uri"] == f"/2010-04-01/Accounts/{ACCOUNT}/Messages/{body['sid']}.json"
+
+    def test_sids_are_unique(self) -> None:
+        """Every create gets its own SID."""
+        fake = FakeTwilio()
+        sids = {
+            _json(_post(fake, "/Messages.json", {"To": "+15005550006", "From": "+1", "Body": "x"}))[
+                "sid"
+            ]
+            for _ in range(50)
+        }
+        assert len(sids) == 50
+
+    def test_messaging_service_answers_accepted(self) -> None:
+        """With a MessagingServiceSid the message is 'accepted' and has no From yet."""
+        fake = FakeTwilio()
+        service = "MG" + "c" * 32
+        body = _json(
+            _post(
+                fake,
+                "/Messages.json",
+                {"To": "+5511999999999", "MessagingServiceSid": service, "Body": "x"},
+            )
+        )
+        assert (body["status"], body["from"], body["messaging_service_sid"]) == (
+            "accepted",
+            None,
+            service,
+        )
+
+    @pytest.mark.parametrize(
+        ("data", "code"),
+        [
+            ({"From": "+15005550006", "Body": "x"}, 21604),
+            ({"To": "12345", "From": "+15005550006", "Body": "x"}, 21211),
+            ({"To": "+5511999999999", "Body": "x"}, 21603),
+            ({"To": "+5511999999999", "From": "+15005550006"}, 21602),
+            ({"To": "+5511999999999", "From": "+15005550006", "Body": "x" * 1601}, 21617),
+        ],
+        ids=["no-to", "bad-to", "no-from", "no-body", "long-body"],
+    )
+    def test_message_validation_like_twilio(self, data: dict[str, str], code: int) -> None:
+        """Missing or malformed fields get Twilio's 400 and error code."""
+        response = _post(FakeTwilio(), "/Messages.json", data)
+        assert response.status_code == 400
+        body = _json(response)
+        assert body["code"] == code
+        assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+
+    def test_call_create(self) -> None:
+        """A call create answers 201 with a CA SID, status queued and the numbers sent."""
+        fake = FakeTwilio()
+        response = _post(
+            fake,
+            "/Calls.json",
+            {"To": "+5511999999999", "From": "+15005550006", "Url": "https://x.test/t.xml"},
+        )
+        assert response.status_code == 201
+        body = _json(response)
+        assert body["sid"].startswith("CA")
+        assert len(body["sid"]) == 34
+        assert (body["status"], body["to"], body["from"]) == (
+            "queued",
+            "+5511999999999",
+            "+15005550006",
+        )
+
+    def test_call_needs_instructions(self) -> None:
+        """A call without Url, Twiml or ApplicationSid is refused."""
+        response = _post(FakeTwilio(), "/Calls.json", {"To": "+5511999999999", "From": "+1500"})
+        assert response.status_code == 400
+
+    def test_account_fetch_reports_the_settable_status(self) -> None:
+        """The account fetch answers with the fake's account_status."""
+        fake = FakeTwilio(account_status="suspended")
+        response = fake.request("GET", BASE + ".json", auth=AUTH)
+        assert _json(response)["status"] == "suspended"
+        fake.account_status = "active"
+        assert _json(fake.request("GET", BASE + ".json", auth=AUTH))["status"] == "active"
+
+    def test_incoming_numbers_filter(self) -> None:
+        """IncomingPhoneNumbers lists the owned numbers matching PhoneNumber (* any digit)."""
+        fake = FakeTwilio(owned_numbers=["+15005550006", "+15005550007", "+5511999999999"])
+        url = BASE + "/IncomingPhoneNumbers.json"
+        found = _json(fake.request("GET", url, params={"PhoneNumber": "+15005550006"}, auth=AUTH))
+        assert [n["phone_number"] for n in found["incoming_phone_numbers"]] == ["+15005550006"]
+        wild = _json(fake.request("GET", url, params={"PhoneNumber": "+1500555000*"}, auth=AUTH))
+        assert len(wild["incoming_phone_numbers"]) == 2
+        fake.owned_numbers = set()
+        none = _json(fake.request("GET", url, params={"PhoneNumber": "+15005550006"}, auth=AUTH))
+        assert none["incoming_phone_numbers"] == []
+
+    def test_owns_every_number_by_default(self) -> None:
+        """FakeTwilio() owns whatever number it is asked about."""
+        url = BASE + "/IncomingPhoneNumbers.json"
+        found = _json(
+            FakeTwilio().request("GET", url, params={"PhoneNumber": "+15005550006"}, auth=AUTH)
+        )
+        assert found["incoming_phone_numbers"][0]["phone_number"] == "+15005550006"
+
+    @pytest.mark.parametrize(
+        ("method", "url", "status"),
+        [
+            ("GET", BASE + "/Queues.json", 404),
+            ("POST", "https://api.twilio.com/2010-04-01/Accounts/nope.json", 404),
+            ("DELETE", BASE + "/Messages.json", 405),
+        ],
+    )
+    def test_unknown_routes(self, method: str, url: str, status: int) -> None:
+        """Routes it does not serve answer 404 (405 for a wrong method), Twilio-shaped."""
+        response = FakeTwilio().request(method, url, auth=AUTH)
+        assert response.status_code == status
+        assert "code" in _json(response)
+
+    def test_unauthenticated(self) -> None:
+        """A request without Basic auth answers 401 (20003)."""
+        response = FakeTwilio().request("GET", BASE + ".json")
+        assert (response.status_code, _json(response)["code"]) == (401, 20003)
+
+    def test_works_under_the_official_client(self) -> None:
+        """twilio.rest.Client parses its answers and raises its own exceptions for its errors."""
+        fake = FakeTwilio()
+        client = Client(ACCOUNT, "token", http_client=fake)
+        message = client.messages.create(to="+5511999999999", from_="+15005550006", body="hi")
+        assert message.sid.startswith("SM")
+        assert message.to == "+5511999999999"
+        call = client.calls.create(to="+5511999999999", from_="+15005550006", twiml="<Response/>")
+        assert call.sid.startswith("CA")
+        assert client.api.v2010.accounts(ACCOUNT).fetch().status == "active"
+        numbers = client.incoming_phone_numbers.list(phone_number="+15005550006")
+        assert [n.phone_number for n in numbers] == ["+15005550006"]
+        with pytest.raises(TwilioRestException) as info:
+            client.messages.create(to="bad", from_="+15005550006", body="hi")
+        assert info.value.code == 21211
+
+
+class TestFakeTwilioRecording:
+    def test_requests_are_recorded_with_the_form(self) -> None:
+        """Each request is kept: method, URL, path, form (repeated keys as lists), auth user."""
+        fake = FakeTwilio()
+        client = Client(ACCOUNT, "secret-token", http_client=fake)
+        client.messages.create(
+            to="whatsapp:+5511999999999",
+            from_="whatsapp:+14155238886",
+            media_url=["https://x.test/a.png", "https://x.test/b.png"],
+        )
+        [recorded] = fake.requests
+        assert isinstance(recorded, RecordedRequest)
+        assert recorded.method == "POST"
+        assert recorded.path == f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+        assert recorded.data == {
+            "To": "whatsapp:+5511999999999",
+            "From": "whatsapp:+14155238886",
+            "MediaUrl": ["https://x.test/a.png", "https://x.test/b.png"],
+        }
+        assert recorded.username == ACCOUNT
+        assert "secret-token" not in repr(recorded)
+        assert all(k.lower() != "authorization" for k in recorded.headers)
+
+    def test_reset_forgets_requests_and_faults(self) -> None:
+        """reset() empties the log, the faults and the counters."""
+        fake = FakeTwilio()
+        fake.fail_next(3, Fault.server_error())
+        _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+        fake.reset()
+        assert fake.requests == []
+        assert fake.peak_in_flight == 0
+        response = _post(
+            fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"}
+        )
+        assert response.status_code == 201
+
+    def test_peak_in_flight_under_concurrency(self) -> None:
+        """With latency, concurrent requests overlap and peak_in_flight counts them."""
+        fake = FakeTwilio(latency=0.2)
+        barrier = threading.Barrier(8)
+
+        def send() -> None:
+            barrier.wait()
+            _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+
+        threads = [threading.Thread(target=send) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert fake.peak_in_flight >= 2
+        assert fake.in_flight == 0
+        assert len(fake.requests) == 8
+        assert len({json.dumps(r.data) for r in fake.requests}) == 1
+
+    def test_latency_must_be_non_negative(self) -> None:
+        """A negative latency is refused."""
+        with pytest.raises(ValueError, match="latency"):
+            FakeTwilio(latency=-1)
+
+
+class TestFakeTwilioFaults:
+    def test_fail_number_with_a_twilio_error(self) -> None:
+        """Requests to a failing number get the error; other numbers still succeed."""
+        fake = FakeTwilio()
+        fake.fail_number("+5511988887777", Fault.error(code=21610, status=400, message="STOP"))
+        bad = _post(fake, "/Messages.json", {"To": "+5511988887777", "From": "+1", "Body": "x"})
+        good = _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+        assert (bad.status_code, _json(bad)["code"], _json(bad)["message"]) == (400, 21610, "STOP")
+        assert good.status_code == 201
+
+    def test_fail_number_ignores_the_whatsapp_prefix(self) -> None:
+        """A number fault matches the WhatsApp address of the same number."""
+        fake = FakeTwilio()
+        fake.fail_number("whatsapp:+5511988887777", Fault.server_error(status=503))
+        response = _post(
+            fake, "/Messages.json", {"To": "whatsapp:+5511988887777", "From": "+1", "Body": "x"}
+        )
+        assert response.status_code == 503
+
+    def test_fail_number_times(self) -> None:
+        """With times=n only the next n requests to the number fail."""
+        fake = FakeTwilio()
+        fake.fail_number("+5511988887777", Fault.error(), times=2)
+        statuses = [
+            _post(
+                fake, "/Messages.json", {"To": "+5511988887777", "From": "+1", "Body": "x"}
+            ).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [400, 400, 201]
+
+    def test_fail_next_then_recovers(self) -> None:
+        """fail_next(n) fails the next n requests, in order, whatever they are."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.rate_limited(retry_after=2.5))
+        fake.fail_next(1, Fault.server_error())
+        first = fake.request("GET", BASE + ".json", auth=AUTH)
+        second = fake.request("GET", BASE + ".json", auth=AUTH)
+        third = fake.request("GET", BASE + ".json", auth=AUTH)
+        assert (first.status_code, first.headers["Retry-After"]) == (429, "2.5")
+        assert _json(first)["code"] == 20429
+        assert second.status_code == 500
+        assert third.status_code == 200
+
+    def test_read_timeout_is_raised_after_recording(self) -> None:
+        """A read timeout raises ReadTimeout, and the request counts as received."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.read_timeout())
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+        assert len(fake.requests) == 1
+
+    def test_connect_error_is_raised_before_receiving(self) -> None:
+        """A connection failure raises ConnectionError and the request is not recorded."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.connect_error())
+        with pytest.raises(requests.exceptions.ConnectionError):
+            _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+        assert fake.requests == []
+        assert fake.connect_failures == 1
+
+    def test_clear_faults(self) -> None:
+        """clear_faults() removes every injected fault."""
+        fake = FakeTwilio()
+        fake.fail_next(2, Fault.server_error())
+        fake.fail_number("+5511999999999", Fault.error())
+        fake.clear_faults()
+        response = _post(
+            fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"}
+        )
+        assert response.status_code == 201
+
+    def test_fault_is_reachable_from_the_class(self) -> None:
+        """FakeTwilio.Fault is Fault, so one import is enough."""
+        assert FakeTwilio.Fault is Fault
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda f: f.fail_next(0, Fault.error()),
+            lambda f: f.fail_number("+5511999999999", Fault.error(), times=0),
+        ],
+    )
+    def test_bad_fault_arguments(self, call: Any) -> None:
+        """Counts below 1 are refused."""
+        with pytest.raises(ValueError, match=">= 1"):
+            call(FakeTwilio())
+
+    def test_fault_must_be_a_fault(self) -> None:
+        """Anything but a Fault is refused with TypeError."""
+        with pytest.raises(TypeError, match="Fault"):
+            FakeTwilio().fail_next(1, 429)  # type: ignore[arg-type]
