@@ -777,6 +777,8 @@ def _check_template(content_sid: object, variables: object) -> tuple[str | None,
 
 
 def _with_query(url: str, **extra: str) -> str:
+    if "?" not in url and "#" not in url:
+        return f"{url}?{urlencode(extra)}"
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
     query.extend(extra.items())
