@@ -192,8 +192,7 @@ class CommunicationsClient:
         a template, which WhatsApp requires outside the 24-hour window; it
         cannot be combined with ``body`` or ``media_url``.
 
-        Raises:
-            The same as `send_sms`.
+        Raises the same errors as `send_sms`.
 
         New in 0.1.0.
         """
@@ -228,8 +227,7 @@ class CommunicationsClient:
         to ``recording_status_callback`` (default
         ``{webhook_base_url}/recording-status``).
 
-        Raises:
-            The same as `send_sms`.
+        Raises the same errors as `send_sms`.
 
         New in 0.1.0.
         """
