@@ -1,0 +1,158 @@
+"""Tests for servio_twilio.callbacks: verified callbacks applied to the repository."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from servio_twilio.callbacks import (
+    apply_status,
+    event_record,
+    sid_record_id,
+    store_inbound,
+    valid_cid,
+)
+from servio_twilio.events import (
+    CallStatusEvent,
+    InboundMessageEvent,
+    MessageStatusEvent,
+    RecordingStatusEvent,
+)
+from servio_twilio.memory import InMemoryRepository
+from servio_twilio.models import Channel, Communication, Direction
+from support.twilio_callbacks import (
+    PROSPECT_NUMBER,
+    SENDER,
+    call_params,
+    inbound_params,
+    message_params,
+    recording_params,
+    sid,
+)
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CA = sid("CA", 3)
+RE = sid("RE", 4)
+SM = sid("SM", 5)
+
+
+class TestHelpers:
+    def test_sid_record_id(self) -> None:
+        """Records made from callbacks are named sid-<SID>."""
+        assert sid_record_id(SM) == "sid-" + SM
+
+    @pytest.mark.parametrize(
+        ("cid", "expected"),
+        [("abc_DEF-123", "abc_DEF-123"), ("a/b", None), ("", None), ("__x", None), (None, None)],
+    )
+    def test_valid_cid(self, cid: str | None, expected: str | None) -> None:
+        """A cid is used only when it can be a record id (no slashes, no leading _)."""
+        assert valid_cid(cid) == expected
+
+    def test_event_record_shape(self) -> None:
+        """The kept callback: route, receivedAt (ISO 8601), params."""
+        assert event_record("inbound", {"a": "1"}, NOW) == {
+            "route": "inbound",
+            "receivedAt": "2025-03-01T12:00:00+00:00",
+            "params": {"a": "1"},
+        }
+
+
+class TestApplyStatus:
+    def test_creates_from_the_callback(self) -> None:
+        """Unknown SID, no cid: a record from the callback's own fields."""
+        repository = InMemoryRepository()
+        event = MessageStatusEvent.from_params(
+            message_params(SM, "sent", To="whatsapp:" + PROSPECT_NUMBER)
+        )
+        record = apply_status(repository, event, route="message-status", received_at=NOW)
+        assert record.id == "sid-" + SM
+        assert (record.channel, record.direction, record.to, record.from_) == (
+            Channel.WHATSAPP,
+            Direction.OUTBOUND,
+            PROSPECT_NUMBER,
+            SENDER,
+        )
+        assert (record.status, record.timestamp) == ("sent", NOW)
+        assert [e["route"] for e in repository.events(record.id)] == ["message-status"]
+
+    def test_recording_first_then_call_fills_numbers(self) -> None:
+        """A recording callback makes a call record without numbers; the call status fills them."""
+        repository = InMemoryRepository()
+        recording = RecordingStatusEvent.from_params(recording_params(CA, RE))
+        first = apply_status(repository, recording, route="recording-status", received_at=NOW)
+        assert (first.to, first.status, first.recording_sid) == ("", "unknown", RE)
+        call = CallStatusEvent.from_params(call_params(CA, "completed", CallDuration="9"))
+        record = apply_status(repository, call, route="call-status", received_at=NOW)
+        assert (record.to, record.from_, record.status, record.duration) == (
+            PROSPECT_NUMBER,
+            SENDER,
+            "completed",
+            9,
+        )
+        assert record.recording_sid == RE
+
+    def test_absent_recording_sets_no_url(self) -> None:
+        """RecordingStatus absent: the recording SID is kept, no URL or duration."""
+        repository = InMemoryRepository()
+        event = RecordingStatusEvent.from_params(
+            recording_params(CA, RE, RecordingStatus="absent", RecordingDuration="0")
+        )
+        record = apply_status(repository, event, route="recording-status", received_at=NOW)
+        assert (record.recording_sid, record.recording_url, record.recording_duration) == (
+            RE,
+            None,
+            None,
+        )
+
+    def test_error_code_without_message(self) -> None:
+        """An ErrorCode alone gives the error text 'Twilio error <code>'."""
+        repository = InMemoryRepository()
+        event = MessageStatusEvent.from_params(message_params(SM, "failed", ErrorCode="21610"))
+        record = apply_status(repository, event, route="message-status", received_at=NOW)
+        assert (record.error, record.error_code) == ("Twilio error 21610", 21610)
+
+    def test_invalid_cid_is_ignored(self) -> None:
+        """A cid that cannot be a record id is not looked up."""
+        repository = InMemoryRepository()
+        event = MessageStatusEvent.from_params(message_params(SM, "sent"), cid="../x")
+        assert apply_status(repository, event, route="message-status", received_at=NOW).id == (
+            "sid-" + SM
+        )
+
+
+class TestStoreInbound:
+    def test_resolve_by_latest_outbound(self) -> None:
+        """resolve=True: the newest outbound record to the sender gives the prospect."""
+        repository = InMemoryRepository()
+        repository.add(
+            Communication(channel=Channel.SMS, to=PROSPECT_NUMBER, from_=SENDER, prospect_id="p7")
+        )
+        event = InboundMessageEvent.from_params(inbound_params(SM))
+        record = store_inbound(
+            repository, event, route="inbound", received_at=NOW, prospect_id=None, resolve=True
+        )
+        assert (record.prospect_id, record.status, record.timestamp) == ("p7", "received", NOW)
+
+    def test_given_prospect(self) -> None:
+        """resolve=False: the given prospect (a resolver's answer) is used as is."""
+        repository = InMemoryRepository()
+        event = InboundMessageEvent.from_params(inbound_params(SM))
+        record = store_inbound(
+            repository, event, route="inbound", received_at=NOW, prospect_id="p1", resolve=False
+        )
+        assert record.prospect_id == "p1"
+
+    def test_repeat_returns_the_first_record(self) -> None:
+        """A second delivery returns the stored record and keeps the callback."""
+        repository = InMemoryRepository()
+        event = InboundMessageEvent.from_params(inbound_params(SM, "primeiro"))
+        first = store_inbound(
+            repository, event, route="inbound", received_at=NOW, prospect_id="p1", resolve=False
+        )
+        again = store_inbound(
+            repository, event, route="inbound", received_at=NOW, prospect_id="p2", resolve=False
+        )
+        assert again == first
+        assert len(repository.events("sid-" + SM)) == 2
