@@ -549,7 +549,7 @@ class CommunicationsClient:
                 else:
                     username, password = s.account_sid, s.auth_token
                 self._rest_client = Client(
-                    username, password, s.account_sid, http_client=self._http, environment={}
+                    username, password, s.account_sid, http_client=self._http
                 )
             return self._rest_client
 
