@@ -213,6 +213,7 @@ class TestBatchItemResult:
             "result": None,
             "error": "bad number",
             "error_code": 21211,
+            "communication_id": None,
         }
 
 

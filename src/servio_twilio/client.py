@@ -17,13 +17,15 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from servio_twilio.batch import BatchMessage
+from servio_twilio.batch import send_batch as _send_batch
 from servio_twilio.errors import (
     InvalidPhoneNumber,
     RepositoryError,
@@ -36,8 +38,9 @@ from servio_twilio.limiter import SendLimiter
 from servio_twilio.memory import InMemoryRepository, new_id
 from servio_twilio.models import Channel, Communication, utcnow
 from servio_twilio.phone import mask_phone, normalize_e164, strip_channel_prefix
+from servio_twilio.ratelimit import TokenBucket
 from servio_twilio.repository import CommunicationRepository
-from servio_twilio.results import HealthCheck, HealthReport, SendResult
+from servio_twilio.results import BatchReport, HealthCheck, HealthReport, SendResult
 from servio_twilio.settings import TwilioSettings
 from servio_twilio.status import UNKNOWN, advance
 from servio_twilio.transport import NoAnswer, RetryingHttpClient, translate_twilio_error
@@ -241,6 +244,48 @@ class CommunicationsClient:
             recording_status_callback=recording_status_callback,
         )
         return self._send(prepared)
+
+    def send_batch(
+        self,
+        messages: Iterable[BatchMessage],
+        *,
+        max_concurrency: int = 10,
+        rate_per_second: float | TokenBucket | None = None,
+        max_batch_size: int = 100,
+    ) -> BatchReport:
+        """Send up to ``max_batch_size`` SMS and WhatsApp messages at once; report each.
+
+        ``messages`` are `OutboundMessage`s or mappings in the earlier
+        service's shape (`OutboundMessage.from_dict`). Every item is validated
+        as a single send is: an invalid one (or one over the send limiter)
+        fails in the report with no record and no request, and the rest go
+        out. The valid items' ``pending`` records are written in one
+        ``repository.add_many``; if that fails, nothing is sent and each of
+        them fails in the report. Then up to ``max_concurrency`` threads send,
+        each item once (the client's retry rules apply per item), at most
+        ``rate_per_second`` creates per second (a number, or a shared
+        `servio_twilio.ratelimit.TokenBucket`), completing each record as its
+        send returns.
+
+        Returns a `BatchReport` in input order: a failed item carries the
+        error text and Twilio's code; an item whose outcome is unknown fails
+        saying so, its record ``unknown`` until Twilio's callbacks settle it.
+
+        Raises:
+            BatchTooLarge: more than ``max_batch_size`` messages; nothing written or sent.
+            ValueError: ``max_concurrency`` or ``max_batch_size`` below 1, or
+                ``rate_per_second`` not a positive number.
+            TypeError: ``messages`` is not an iterable of messages.
+
+        New in 0.1.0.
+        """
+        return _send_batch(
+            self,
+            messages,
+            max_concurrency=max_concurrency,
+            rate_per_second=rate_per_second,
+            max_batch_size=max_batch_size,
+        )
 
     def history(
         self,

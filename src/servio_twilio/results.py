@@ -129,7 +129,9 @@ class BatchItemResult:
     """The outcome of one batch item, at its input ``index``.
 
     ``ok`` with a ``result``, or not ok with an ``error`` (and Twilio's
-    ``error_code`` when it gave one).
+    ``error_code`` when it gave one). ``communication_id`` is the item's
+    record when one was written (a failed item may have one: its record says
+    why), None for an item refused before anything was written.
 
     New in 0.1.0.
     """
@@ -140,6 +142,7 @@ class BatchItemResult:
     result: SendResult | None = None
     error: str | None = None
     error_code: int | None = None
+    communication_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""

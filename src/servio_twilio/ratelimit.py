@@ -1,0 +1,94 @@
+"""`TokenBucket`: a thread-safe cap on how many requests per second go to Twilio.
+
+`CommunicationsClient.send_batch` takes one token before each create, in
+whichever worker thread is about to send. Pass ``rate_per_second=`` a number
+for a bucket of that batch alone, or one `TokenBucket` to several batches
+(or threads) to cap them together.
+
+The bucket holds at most one second's worth of tokens (``rate`` of them, at
+least one) and a new bucket starts with one: it paces sends ``1 / rate``
+seconds apart from the first one, and after a pause it lets through at most
+one second's worth at once. A taker that finds the bucket empty reserves
+the next token (the bucket goes into debt) and sleeps until it is due, so
+takers are served in the order they asked, however many threads share it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["TokenBucket"]
+
+
+class TokenBucket:
+    """At most ``rate`` takes per second on average, with bursts of at most ``burst``.
+
+    ``burst`` (default: one second's worth, ``max(1, rate)``) is the most
+    tokens the bucket holds; it must be between 1 and ``max(1, rate)``. A new
+    bucket holds one token. ``clock`` returns seconds on a monotonic scale
+    (``time.monotonic``); ``sleep`` waits (``time.sleep``): tests pass fakes.
+    Thread-safe.
+
+    Raises:
+        ValueError: ``rate`` not a positive finite number, ``burst`` out of range.
+
+    New in 0.1.0.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        if not _positive(rate):
+            raise ValueError(f"rate must be a positive number per second, got {rate!r}")
+        ceiling = max(1.0, float(rate))
+        if burst is None:
+            burst = ceiling
+        elif not _positive(burst) or not 1 <= burst <= ceiling:
+            raise ValueError(f"burst must be between 1 and {ceiling:g} (one second's worth)")
+        if not callable(clock) or not callable(sleep):
+            raise TypeError("clock and sleep must be callable")
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = 1.0
+        self._stamp = clock()
+
+    def __repr__(self) -> str:
+        return f"<TokenBucket rate={self.rate:g}/s burst={self.burst:g}>"
+
+    def reserve(self) -> float:
+        """Take one token now and return the seconds to wait before using it (0: at once)."""
+        with self._lock:
+            now = self._clock()
+            elapsed = max(now - self._stamp, 0.0)
+            self._stamp = max(now, self._stamp)
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate) - 1.0
+            if self._tokens >= 0:
+                return 0.0
+            return -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is due; return the seconds slept."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+def _positive(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
