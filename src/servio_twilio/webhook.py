@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
@@ -178,36 +178,57 @@ def _content_type_ok(value: str | None) -> bool:
     return True
 
 
+def _unquote(text: str) -> str:
+    """A form-encoded name or value decoded (``+`` is a space); UnicodeDecodeError if not UTF-8."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
+
+
 def _decode_form(body: bytes) -> dict[str, str | list[str]] | None:
-    """The form fields (a list for a repeated field), or None when undecodable."""
+    """The form fields (a list for a repeated field), or None when undecodable.
+
+    Reads as ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` does (empty
+    pieces skipped, a piece without ``=`` an empty value), strictly in UTF-8.
+    """
     try:
-        pairs = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=_MAX_FIELDS,
-        )
-    except ValueError:  # UnicodeDecodeError too; also too many fields
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         return None
     params: dict[str, str | list[str]] = {}
-    for name, value in pairs:
-        present = params.get(name)
-        if present is None:
-            params[name] = value
-        elif isinstance(present, list):
-            present.append(value)
-        else:
-            params[name] = [present, value]
+    if not text:
+        return params
+    pieces = text.split("&")
+    if len(pieces) > _MAX_FIELDS:
+        return None
+    try:
+        for piece in pieces:
+            if not piece:
+                continue
+            raw_name, _, raw_value = piece.partition("=")
+            name, value = _unquote(raw_name), _unquote(raw_value)
+            present = params.get(name)
+            if present is None:
+                params[name] = value
+            elif isinstance(present, list):
+                present.append(value)
+            else:
+                params[name] = [present, value]
+    except UnicodeDecodeError:
+        return None
     return params
 
 
 def _cid(query: str) -> str | None:
+    """The first ``cid`` query parameter, decoded."""
     if "cid=" not in query:
         return None
-    for name, value in parse_qsl(query, errors="replace"):
-        if name == "cid":
-            return value
+    for piece in query.split("&"):
+        if piece.startswith("cid="):
+            try:
+                return _unquote(piece[4:])
+            except UnicodeDecodeError:
+                return None
     return None
 
 
