@@ -18,6 +18,24 @@ from servio_twilio.repository import check_history_args
 __all__ = ["InMemoryRepository"]
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy_value(value: Any) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | tuple):
+        return [_copy_value(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _copy_value(item) for key, item in value.items()}
+    return copy.deepcopy(value)
+
+
+def _copy_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON-shaped event, several times faster than `copy.deepcopy`."""
+    return {key: _copy_value(value) for key, value in event.items()}
+
+
 def new_id() -> str:
     """A new random record id (20 characters, like Firestore's auto ids)."""
     return uuid.uuid4().hex[:20]
@@ -98,7 +116,7 @@ class InMemoryRepository:
 
     def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
         """Keep a deep copy of ``event`` after the record's earlier ones."""
-        kept = copy.deepcopy(dict(event))
+        kept = _copy_event(event)
         with self._lock:
             if communication_id not in self._records:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
@@ -107,7 +125,7 @@ class InMemoryRepository:
     def events(self, communication_id: str) -> list[dict[str, Any]]:
         """Copies of the record's kept callbacks, oldest first."""
         with self._lock:
-            return copy.deepcopy(self._events.get(communication_id, []))
+            return [_copy_event(event) for event in self._events.get(communication_id, [])]
 
     def history(
         self,

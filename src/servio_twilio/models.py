@@ -33,6 +33,8 @@ def utcnow() -> datetime:
 
 
 def _aware_utc(value: datetime) -> datetime:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # the common case, and the hot path of every record update
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -40,7 +42,17 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _channel(value: Channel | str) -> Channel:
+    return value if type(value) is Channel else Channel(value)
+
+
+def _direction(value: Direction | str) -> Direction:
+    return value if type(value) is Direction else Direction(value)
+
+
 def _media_urls(value: object) -> tuple[str, ...]:
+    if type(value) is tuple:
+        return value
     if value is None:
         return ()
     if isinstance(value, str):
@@ -86,8 +98,8 @@ class Communication:
 
     id: str | None = None
     prospect_id: str | None = None
-    channel: Channel = attrs.field(converter=Channel)
-    direction: Direction = attrs.field(default=Direction.OUTBOUND, converter=Direction)
+    channel: Channel = attrs.field(converter=_channel)
+    direction: Direction = attrs.field(default=Direction.OUTBOUND, converter=_direction)
     to: str
     from_: str
     body: str | None = None
