@@ -57,7 +57,7 @@ class DemoFailed(Exception):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("webhook server: " + format, *args)
 
 
@@ -65,9 +65,7 @@ class _ThreadingWSGIServer(WSGIServer):
     daemon_threads = True
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._handle, args=(request, client_address), daemon=True
-        )
+        thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
         thread.start()
 
     def _handle(self, request: Any, client_address: Any) -> None:
@@ -221,9 +219,7 @@ def _run(fake: FakeTwilio) -> dict[str, Any]:
 
     with _serve(host) as base_url:
         settings = _settings(base_url)
-        webhook_app = make_wsgi_app(
-            settings=settings, repository=repository, on_inbound=on_inbound
-        )
+        webhook_app = make_wsgi_app(settings=settings, repository=repository, on_inbound=on_inbound)
         holder["app"] = mount_wsgi(_not_found, MOUNT, webhook_app)
         log.info("webhook app served at %s%s", base_url, MOUNT)
 
@@ -323,7 +319,9 @@ def _deliver_callbacks(
     for item in report.items:
         if item.result is not None:
             url = twilio.callback_url(item.result)
-            twilio.deliver(url, _message_params(item.result, "delivered"), what=f"batch #{item.index}")
+            twilio.deliver(
+                url, _message_params(item.result, "delivered"), what=f"batch #{item.index}"
+            )
 
     inbound_url = sms_url.split("/message-status", 1)[0] + "/inbound"
     reply_sid = "SM" + secrets.token_hex(16)
@@ -375,11 +373,12 @@ def _check(history: list[Communication], report: BatchReport, replies: list[str]
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, rule, *body])
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def _render(result: dict[str, Any], elapsed: float) -> str:
@@ -429,7 +428,8 @@ def _render(result: dict[str, Any], elapsed: float) -> str:
                 ["time (UTC)", "channel", "direction", "to", "status", "events", "details"],
             ),
             "",
-            f"Batch report: {batch['succeeded']} of {batch['total']} sent, {batch['failed']} failed",
+            f"Batch report: {batch['succeeded']} of {batch['total']} sent, "
+            f"{batch['failed']} failed",
             _table(batch_rows, ["#", "to", "outcome", "sid / error"]),
             "",
             f"done in {elapsed:.2f}s",
@@ -449,7 +449,7 @@ def run_demo(*, json_output: bool, stdout: TextIO, stderr: TextIO) -> int:
     try:
         result = _run(FakeTwilio())
     except Exception as exc:  # any failure is the demo's answer, with its reason
-        log.error("demo failed: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
+        log.error("demo failed: %s: %s", type(exc).__name__, exc)
         print(f"demo failed: {exc}", file=stderr)
         return 1
     finally:

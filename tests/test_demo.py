@@ -1,0 +1,95 @@
+"""The offline demo: ``python -m servio_twilio demo``."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from servio_twilio import demo
+from servio_twilio.__main__ import main
+from servio_twilio.testing import FakeTwilio
+
+pytestmark = pytest.mark.server
+
+
+class TestDemoCommand:
+    def test_json_is_one_document_and_the_flow_settles(self) -> None:
+        """``demo --json`` exits 0 with exactly one JSON document on stdout, logs on stderr,
+        and the document shows every record settled and the batch report."""
+        completed = subprocess.run(
+            [sys.executable, "-m", "servio_twilio", "demo", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        result = json.loads(completed.stdout)  # one document, nothing else on stdout
+        statuses = {(c["channel"], c["direction"]): c["status"] for c in result["history"]}
+        assert statuses == {
+            ("sms", "inbound"): "received",
+            ("call", "outbound"): "completed",
+            ("whatsapp", "outbound"): "read",
+            ("sms", "outbound"): "delivered",
+        }
+        codes = [d["status_code"] for d in result["callbacks"]]
+        assert codes.count(403) == 1
+        assert all(d["status_code"] == d["expected"] for d in result["callbacks"])
+        batch = result["batch"]
+        assert (batch["total"], batch["succeeded"], batch["failed"]) == (10, 9, 1)
+        assert [item["index"] for item in batch["items"]] == list(range(10))
+        assert not batch["items"][4]["ok"]
+        assert "refused a webhook request" in completed.stderr
+
+    def test_table_output(self) -> None:
+        """Without ``--json`` the demo prints the history and the batch report as tables."""
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert demo.run_demo(json_output=False, stdout=stdout, stderr=stderr) == 0
+        text = stdout.getvalue()
+        assert "History of prospect_123 (newest first)" in text
+        assert "Batch report: 9 of 10 sent, 1 failed" in text
+        assert "+5511999999999" not in text  # numbers are masked
+        assert "+55119*****999" in text
+
+    def test_a_failing_step_exits_non_zero_with_the_reason(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When Twilio refuses the first send, the demo exits 1 and says why."""
+
+        def refusing() -> FakeTwilio:
+            fake = FakeTwilio()
+            fake.fail_number(demo.PROSPECT_NUMBER, FakeTwilio.Fault.error(21610, status=400))
+            return fake
+
+        monkeypatch.setattr(demo, "FakeTwilio", refusing)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert demo.run_demo(json_output=True, stdout=stdout, stderr=stderr) == 1
+        assert stdout.getvalue() == ""
+        assert "demo failed" in stderr.getvalue()
+        assert "21610" in stderr.getvalue()
+
+    def test_a_wrong_settlement_is_a_failure(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The demo checks its own outcome: a record that did not settle fails it."""
+        checked = demo._check
+
+        def stricter(history, report, replies):  # type: ignore[no-untyped-def]
+            checked(history, report, replies)
+            raise demo.DemoFailed("outbound sms settled as 'sent', not 'delivered'")
+
+        monkeypatch.setattr(demo, "_check", stricter)
+        stderr = io.StringIO()
+        assert demo.run_demo(json_output=False, stdout=io.StringIO(), stderr=stderr) == 1
+        assert "settled as 'sent'" in stderr.getvalue()
+
+    def test_usage(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """No command is a usage error (exit 2), and ``--help`` names the demo."""
+        with pytest.raises(SystemExit) as exited:
+            main([])
+        assert exited.value.code == 2
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "demo" in capsys.readouterr().out
