@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import re
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -965,27 +962,3 @@ class TestOverTwilioHttpClient:
         record = repo.get(info.value.communication_id)
         assert record is not None
         assert record.status == "unknown"
-
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = [
-    "quickstart.md",
-    "sending/sms.md",
-    "sending/whatsapp.md",
-    "sending/calls.md",
-    "sending/history-and-health.md",
-    "errors.md",
-]
-
-
-class TestDocs:
-    @pytest.mark.parametrize("page", PAGES)
-    def test_page_samples_run(self, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Every Python sample of the page runs, in order, and its assertions hold."""
-        monkeypatch.setattr(os, "environ", dict(os.environ))  # samples may set variables
-        path = DOCS / page
-        blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
-        assert blocks
-        namespace: dict[str, Any] = {}
-        for block in blocks:
-            exec(compile(block, str(path), "exec"), namespace)

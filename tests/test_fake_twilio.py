@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -333,14 +331,3 @@ class TestFakeTwilioFaults:
         """Anything but a Fault is refused with TypeError."""
         with pytest.raises(TypeError, match="Fault"):
             FakeTwilio().fail_next(1, 429)  # type: ignore[arg-type]
-
-
-class TestDocs:
-    def test_testing_page_samples_run(self) -> None:
-        """Every Python sample of docs/testing.md runs, in order, and its assertions hold."""
-        path = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
-        blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
-        assert blocks
-        namespace: dict[str, Any] = {}
-        for block in blocks:
-            exec(compile(block, str(path), "exec"), namespace)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -552,18 +549,3 @@ class TestSecrets:
             for text in _error_texts(caught.value):
                 assert TOKEN not in text
                 assert SECONDARY not in text
-
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
-
-
-class TestDocs:
-    @pytest.mark.parametrize(
-        "block", re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
-    )
-    def test_settings_page_samples_run(self, block: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Every Python sample of docs/settings.md runs and its assertions hold."""
-        for name in (*FULL_ENV, "BACKEND_URL"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setattr(os, "environ", dict(os.environ))  # samples may set variables
-        exec(compile(block, str(DOCS), "exec"), {})
