@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -746,3 +748,15 @@ class TestSendBatchLogging:
         for i in (0, 1, 2):
             assert _number(i) not in caplog.text
         assert "+5511990999999" not in caplog.text
+
+
+class TestBatchesPage:
+    def test_samples_run(self) -> None:
+        """Every Python sample of docs/sending/batches.md runs, in order, and its asserts hold."""
+        path = Path(__file__).resolve().parent.parent / "docs" / "sending" / "batches.md"
+        blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+        assert len(blocks) >= 5
+        namespace: dict[str, Any] = {}
+        for block in blocks:
+            exec(compile(block, str(path), "exec"), namespace)
+        assert namespace["report"].total == 3
