@@ -121,23 +121,30 @@ def _check_consistent(report: BatchReport, total: int) -> None:
 
 
 class _Gate(FakeTwilio):
-    """A FakeTwilio whose Messages requests wait at a barrier of ``parties`` threads."""
+    """A FakeTwilio whose Messages requests wait at a barrier of ``parties`` threads.
+
+    ``gate_peak`` is the most requests ever waiting or being answered at once.
+    """
 
     def __init__(self, parties: int) -> None:
         super().__init__()
         self.barrier = threading.Barrier(parties, timeout=10)
+        self.gate_peak = 0
+        self._gate_count = 0
+        self._gate_lock = threading.Lock()
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if url.endswith("/Messages.json"):
-            with self._lock:
-                self._in_flight += 1
-                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-            try:
-                self.barrier.wait()
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
-        return super().request(method, url, *args, **kwargs)
+        if not url.endswith("/Messages.json"):
+            return super().request(method, url, *args, **kwargs)
+        with self._gate_lock:
+            self._gate_count += 1
+            self.gate_peak = max(self.gate_peak, self._gate_count)
+        try:
+            self.barrier.wait()
+            return super().request(method, url, *args, **kwargs)
+        finally:
+            with self._gate_lock:
+                self._gate_count -= 1
 
 
 class TestSendBatchReport:
@@ -575,7 +582,15 @@ class TestSendBatchConcurrency:
         kwargs = {} if bound == 10 else {"max_concurrency": bound}
         report = kit.client.send_batch(_sms(n), **kwargs)
         assert report.succeeded == n
-        assert gate.peak_in_flight == bound
+        assert gate.gate_peak == bound
+
+    def test_peak_in_flight_with_latency_stays_under_the_bound(self) -> None:
+        """With 20 ms of latency per request, FakeTwilio never sees more than 3 at once."""
+        fake = FakeTwilio(latency=0.02)
+        kit = _Kit(http_client=fake)
+        report = kit.client.send_batch(_sms(12), max_concurrency=3)
+        assert report.succeeded == 12
+        assert 1 <= fake.peak_in_flight <= 3
 
     def test_small_batch_uses_few_threads(self) -> None:
         """Two messages with max_concurrency=50 start two workers, not fifty."""
