@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -40,6 +41,7 @@ from servio_twilio.status import UNKNOWN, status_rank
 try:
     import grpc
     from google.api_core import exceptions as api_exceptions
+    from google.api_core import retry as api_retry
     from google.auth import exceptions as auth_exceptions
     from google.cloud import firestore
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -238,6 +240,45 @@ def _time(value: object) -> datetime | None:
 # --- error translation: the boundary ---------------------------------------------------------
 
 
+_STORAGE_ERRORS: Final = (
+    api_exceptions.GoogleAPIError,
+    grpc.RpcError,
+    auth_exceptions.GoogleAuthError,
+)
+
+
+_TRANSIENT_WRITE_ERRORS: Final = (
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.ResourceExhausted,
+)
+_TRANSIENT_READ_ERRORS: Final = (
+    *_TRANSIENT_WRITE_ERRORS,
+    api_exceptions.InternalServerError,
+    api_exceptions.DeadlineExceeded,
+)
+
+
+def _call_options(timeout: float | None, transient: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """``retry`` and ``timeout`` for one Firestore call, retrying ``transient`` errors.
+
+    The client's query stream re-runs a query whenever the retry predicate
+    accepts the error, with no deadline of its own: the predicate here stops
+    accepting once ``timeout`` seconds have passed, so a dead server fails
+    the call in about ``timeout`` seconds instead of minutes.
+    """
+    if timeout is None:
+        return {}
+    deadline = time.monotonic() + timeout
+
+    def predicate(exc: Exception) -> bool:
+        return isinstance(exc, transient) and time.monotonic() < deadline
+
+    policy = api_retry.Retry(
+        predicate=predicate, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
+    )
+    return {"retry": policy, "timeout": timeout}
+
+
 def _detail(exc: BaseException) -> str:
     """What failed, without anything a credential could hide in."""
     if isinstance(exc, api_exceptions.GoogleAPIError):
@@ -251,6 +292,18 @@ def _detail(exc: BaseException) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
+def _storage_cause(exc: BaseException) -> BaseException | None:
+    """The first Firestore, gRPC or auth error behind ``exc``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _STORAGE_ERRORS):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 @contextlib.contextmanager
 def _translated(operation: str) -> Iterator[None]:
     """Turn every Firestore, gRPC and auth error raised inside into ours."""
@@ -260,7 +313,7 @@ def _translated(operation: str) -> Iterator[None]:
         raise
     except api_exceptions.AlreadyExists as exc:
         raise DuplicateRecord(f"Firestore {operation}: the record already exists") from exc
-    except (api_exceptions.GoogleAPIError, grpc.RpcError, auth_exceptions.GoogleAuthError) as exc:
+    except _STORAGE_ERRORS as exc:
         _log.warning("Firestore %s failed: %s", operation, _detail(exc))
         raise RepositoryError(f"Firestore {operation} failed: {_detail(exc)}") from exc
 
@@ -330,7 +383,7 @@ class FirestoreRepository:
         item = self._with_id(communication)
         assert item.id is not None
         with _translated("add"):
-            self._collection.document(item.id).create(to_document(item), timeout=self._timeout)
+            self._collection.document(item.id).create(to_document(item), **self._writing())
         return item
 
     def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
@@ -356,7 +409,7 @@ class FirestoreRepository:
                 for item in chunk:
                     assert item.id is not None
                     batch.create(self._collection.document(item.id), to_document(item))
-                batch.commit(timeout=self._timeout)
+                batch.commit(**self._writing())
         return items
 
     def get(self, communication_id: str) -> Communication | None:
@@ -364,7 +417,7 @@ class FirestoreRepository:
         if not _valid_id(communication_id):
             return None
         with _translated("get"):
-            snapshot = self._collection.document(communication_id).get(timeout=self._timeout)
+            snapshot = self._collection.document(communication_id).get(**self._reading())
         return self._read(snapshot) if snapshot.exists else None
 
     def find_by_sid(self, sid: str) -> Communication | None:
@@ -388,9 +441,8 @@ class FirestoreRepository:
             raise RecordNotFound(f"no record with id {communication_id!r}")
         ref = self._collection.document(communication_id)
 
-        @firestore.transactional  # type: ignore[untyped-decorator,unused-ignore]
-        def _apply(transaction: firestore.Transaction) -> Communication:
-            snapshot = ref.get(transaction=transaction, timeout=self._timeout)
+        def _apply(transaction: Any) -> Communication:
+            snapshot = ref.get(transaction=transaction, **self._reading())
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
             current = self._read(snapshot)
@@ -408,8 +460,7 @@ class FirestoreRepository:
                 transaction.update(ref, document)
             return updated
 
-        with _translated("update"):
-            result: Communication = _apply(self._client.transaction())
+        result: Communication = self._transact("update", _apply)
         return result
 
     def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
@@ -425,9 +476,8 @@ class FirestoreRepository:
         payload = dict(event)
         ref = self._collection.document(communication_id)
 
-        @firestore.transactional  # type: ignore[untyped-decorator,unused-ignore]
-        def _append(transaction: firestore.Transaction) -> None:
-            snapshot = ref.get(transaction=transaction, timeout=self._timeout)
+        def _append(transaction: Any) -> None:
+            snapshot = ref.get(transaction=transaction, **self._reading())
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
             seq = _integer((snapshot.to_dict() or {}).get("eventCount")) or 0
@@ -435,13 +485,12 @@ class FirestoreRepository:
             # The suffix keeps two writers that saw the same count (possible only
             # without isolation, as on emulators) from overwriting each other.
             event_ref = ref.collection(EVENTS_SUBCOLLECTION).document(f"{seq:012d}-{new_id()[:8]}")
-            transaction.set(event_ref, {"seq": seq, "storedAt": utcnow(), "payload": payload})
-
-        with _translated("append_event"):
             try:
-                _append(self._client.transaction())
-            except (TypeError, ValueError) as exc:
+                transaction.set(event_ref, {"seq": seq, "storedAt": utcnow(), "payload": payload})
+            except (TypeError, ValueError) as exc:  # the client encodes values here
                 raise RepositoryError(f"event cannot be stored in Firestore: {exc}") from exc
+
+        self._transact("append_event", _append)
 
     def events(self, communication_id: str) -> list[dict[str, Any]]:
         """The record's kept callbacks as given, oldest first."""
@@ -453,7 +502,7 @@ class FirestoreRepository:
             .order_by("seq")
         )
         with _translated("events"):
-            snapshots = list(query.stream(timeout=self._timeout))
+            snapshots = list(query.stream(**self._reading()))
         kept = [(s.to_dict() or {}, s.id) for s in snapshots]
         kept.sort(key=lambda pair: (_integer(pair[0].get("seq")) or 0, pair[1]))
         return [dict(data["payload"]) if "payload" in data else data for data, _ in kept]
@@ -492,7 +541,7 @@ class FirestoreRepository:
     def ping(self) -> None:
         """Read one document of the collection (if any): `RepositoryError` when that fails."""
         with _translated("ping"):
-            list(self._collection.limit(1).stream(timeout=self._timeout))
+            list(self._collection.limit(1).stream(**self._reading()))
 
     # --- helpers ---
 
@@ -503,6 +552,26 @@ class FirestoreRepository:
             raise RepositoryError(f"Firestore cannot store a document with id {communication.id!r}")
         return communication
 
+    def _reading(self) -> dict[str, Any]:
+        return _call_options(self._timeout, _TRANSIENT_READ_ERRORS)
+
+    def _writing(self) -> dict[str, Any]:
+        return _call_options(self._timeout, _TRANSIENT_WRITE_ERRORS)
+
+    def _transact(self, operation: str, body: Callable[[Any], Any]) -> Any:
+        """Run ``body(transaction)`` in a Firestore transaction, retried on contention."""
+        with _translated(operation):
+            try:
+                return firestore.transactional(body)(self._client.transaction())
+            except ValueError as exc:
+                # The client raises ValueError when it gives up after max_attempts
+                # aborts, or when it cannot roll back after a failed begin: the
+                # storage error is then its cause or context.
+                cause = _storage_cause(exc)
+                if cause is None:
+                    raise
+                raise RepositoryError(f"Firestore {operation} failed: {_detail(cause)}") from cause
+
     def _refuse_existing(self, ids: list[str]) -> None:
         """Raise `DuplicateRecord` when a caller-given id is already stored.
 
@@ -511,7 +580,7 @@ class FirestoreRepository:
         if not ids:
             return
         refs = [self._collection.document(i) for i in ids]
-        for snapshot in self._client.get_all(refs, field_paths=[], timeout=self._timeout):
+        for snapshot in self._client.get_all(refs, field_paths=[], **self._reading()):
             if snapshot.exists:
                 raise DuplicateRecord(f"a record with id {snapshot.id!r} already exists")
 
@@ -525,7 +594,7 @@ class FirestoreRepository:
 
     def _run(self, operation: str, query: Any) -> list[Communication]:
         with _translated(operation):
-            snapshots = list(query.stream(timeout=self._timeout))
+            snapshots = list(query.stream(**self._reading()))
         records = [self._read(s) for s in snapshots]
         records.sort(key=lambda c: (c.timestamp, c.id or ""), reverse=True)
         return records

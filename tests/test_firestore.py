@@ -1,0 +1,604 @@
+"""What `FirestoreRepository` adds to the contract: stored schema, legacy documents, batches,
+indexes and error translation."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import grpc
+import pytest
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.query import Query
+
+from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.firestore import (
+    EVENTS_SUBCOLLECTION,
+    MAX_BATCH_WRITES,
+    FirestoreRepository,
+    from_document,
+    to_document,
+)
+from servio_twilio.models import Channel, Communication, Direction
+from support.firestore_emulator import PROJECT, unique_collection
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+DESIGN_FIELDS = {
+    "prospectId",
+    "type",
+    "direction",
+    "to",
+    "from",
+    "body",
+    "mediaUrl",
+    "mediaUrls",
+    "twilioSid",
+    "status",
+    "statusRank",
+    "duration",
+    "recordingDuration",
+    "recordingUrl",
+    "recordingSid",
+    "error",
+    "errorCode",
+    "timestamp",
+    "createdAt",
+    "updatedAt",
+}
+
+
+def make(**changes: Any) -> Communication:
+    fields: dict[str, Any] = {
+        "prospect_id": "prospect-1",
+        "channel": Channel.WHATSAPP,
+        "to": "+5511999999999",
+        "from_": "+14155238886",
+        "body": "Olá",
+        "timestamp": T0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(changes)
+    return Communication(**fields)
+
+
+def offline_client() -> Any:
+    """A Firestore client that never connects (its API is replaced before any call)."""
+    return firestore.Client(project="demo-offline", credentials=AnonymousCredentials())
+
+
+class TestToDocument:
+    def test_field_names_and_types(self) -> None:
+        """Every field of a full record maps to DESIGN's name and a Firestore-native type."""
+        record = make(
+            media_url="https://m/1.jpg",
+            media_urls=["https://m/1.jpg", "https://m/2.jpg"],
+            twilio_sid="MM1",
+            status="delivered",
+            duration=3,
+            recording_url="https://r/RE1",
+            recording_sid="RE1",
+            recording_duration=2,
+            error="oops",
+            error_code=30008,
+        )
+        document = to_document(record)
+        assert set(document) == DESIGN_FIELDS
+        assert document["type"] == "whatsapp"
+        assert document["direction"] == "outbound"
+        assert document["mediaUrl"] == "https://m/1.jpg"
+        assert document["mediaUrls"] == ["https://m/1.jpg", "https://m/2.jpg"]
+        assert document["statusRank"] == 7
+        assert document["timestamp"] == T0
+
+    def test_pending_record_has_no_sid_and_null_prospect(self) -> None:
+        """A pending record omits twilioSid and unset optionals, but keeps prospectId: null."""
+        document = to_document(make(prospect_id=None, body=None))
+        assert "twilioSid" not in document
+        assert "body" not in document
+        assert "mediaUrl" not in document
+        assert document["prospectId"] is None
+        assert document["mediaUrls"] == []
+        assert document["status"] == "pending"
+        assert document["statusRank"] == 0
+
+    def test_media_url_defaults_to_the_first_url(self) -> None:
+        """With media_urls but no media_url, mediaUrl is the first URL, as DESIGN says."""
+        document = to_document(make(media_urls=["https://a", "https://b"]))
+        assert document["mediaUrl"] == "https://a"
+
+
+class TestFromDocument:
+    def test_round_trip(self) -> None:
+        """from_document(to_document(c)) is c."""
+        record = make(id="x", twilio_sid="SM1", media_url="https://a", media_urls=["https://a"])
+        assert from_document("x", to_document(record)) == record
+
+    def test_legacy_whatsapp_message(self) -> None:
+        """A Node-service message: prefixed numbers, no direction, no mediaUrls, one time field."""
+        legacy = {
+            "prospectId": "p1",
+            "type": "whatsapp",
+            "to": "whatsapp:+5511999999999",
+            "from": "whatsapp:+14155238886",
+            "body": "Oi",
+            "mediaUrl": "https://x/1.jpg",
+            "twilioSid": "SM1",
+            "status": "sent",
+            "timestamp": T0,
+        }
+        record = from_document("legacy", legacy)
+        assert record == Communication(
+            id="legacy",
+            prospect_id="p1",
+            channel=Channel.WHATSAPP,
+            direction=Direction.OUTBOUND,
+            to="+5511999999999",
+            from_="+14155238886",
+            body="Oi",
+            media_url="https://x/1.jpg",
+            media_urls=("https://x/1.jpg",),
+            twilio_sid="SM1",
+            status="sent",
+            timestamp=T0,
+            created_at=T0,
+            updated_at=T0,
+        )
+
+    def test_legacy_call_with_strings_and_missing_status(self) -> None:
+        """Numeric strings become ints, ISO strings times; a missing status reads as unknown."""
+        legacy = {
+            "type": "call",
+            "to": "+5511999999999",
+            "from": "+15005550006",
+            "duration": "37",
+            "recordingDuration": 35.0,
+            "errorCode": "30003",
+            "createdAt": "2024-05-01T12:00:00.123456Z",
+        }
+        record = from_document("call", legacy)
+        assert record.channel == Channel.CALL
+        assert (record.duration, record.recording_duration, record.error_code) == (37, 35, 30003)
+        assert record.status == "unknown"
+        assert record.prospect_id is None
+        assert record.timestamp == record.created_at == record.updated_at == T0
+
+    def test_missing_type_is_inferred_from_prefix(self) -> None:
+        """Without type, a whatsapp: number means WhatsApp, else SMS."""
+        assert from_document("a", {"to": "whatsapp:+1", "from": "+2"}).channel == Channel.WHATSAPP
+        assert from_document("b", {"to": "+1", "from": "+2"}).channel == Channel.SMS
+
+    def test_times_fall_back(self) -> None:
+        """Missing times fall back to updatedAt, then the document create time, then the epoch."""
+        only_updated = from_document("u", {"type": "sms", "updatedAt": T0})
+        assert only_updated.timestamp == only_updated.created_at == T0
+        created = datetime(2023, 1, 1, tzinfo=UTC)
+        assert from_document("c", {"type": "sms"}, fallback_time=created).timestamp == created
+        assert from_document("e", {"type": "sms"}).timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+        millis = from_document("m", {"type": "sms", "timestamp": 1714564800123})
+        assert millis.timestamp == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        "data",
+        [{"type": "fax"}, {"type": "sms", "direction": "sideways"}, {"timestamp": "yesterday"}],
+    )
+    def test_unreadable_document(self, data: dict[str, Any]) -> None:
+        """A document that cannot be a Communication raises RepositoryError naming it."""
+        with pytest.raises(RepositoryError, match="'bad-doc'"):
+            from_document("bad-doc", data)
+
+
+class TestRepositoryObject:
+    def test_repr_shows_the_collection_only(self) -> None:
+        """repr names the collection and nothing of the client or project."""
+        repo = FirestoreRepository(offline_client(), collection="comms-x")
+        assert repr(repo) == "<FirestoreRepository collection='comms-x'>"
+        assert repo.collection == "comms-x"
+        assert repo.blocking is True
+
+    @pytest.mark.parametrize("name", ["", "a/b", "__x__"])
+    def test_bad_collection_name(self, name: str) -> None:
+        """A collection name Firestore cannot use is refused at construction."""
+        with pytest.raises(ValueError, match="collection"):
+            FirestoreRepository(offline_client(), collection=name)
+
+    def test_bad_timeout(self) -> None:
+        """A zero or negative timeout is refused at construction."""
+        with pytest.raises(ValueError, match="timeout"):
+            FirestoreRepository(offline_client(), timeout=0)
+
+
+class TestIndexes:
+    def load(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((ROOT / "firestore.indexes.json").read_text())
+        return data
+
+    def test_file_has_the_firebase_format(self) -> None:
+        """The file has the shape `firebase deploy --only firestore:indexes` reads."""
+        data = self.load()
+        assert set(data) == {"indexes", "fieldOverrides"}
+        assert data["fieldOverrides"] == []
+        for index in data["indexes"]:
+            assert set(index) == {"collectionGroup", "queryScope", "fields"}
+            assert index["collectionGroup"] == "communications"
+            assert index["queryScope"] == "COLLECTION"
+            for field in index["fields"]:
+                assert set(field) == {"fieldPath", "order"}
+                assert field["order"] in {"ASCENDING", "DESCENDING"}
+
+    def test_has_designs_three_indexes(self) -> None:
+        """Exactly DESIGN's three composite indexes are shipped."""
+        shapes = [
+            [(f["fieldPath"], f["order"]) for f in index["fields"]]
+            for index in self.load()["indexes"]
+        ]
+        asc, desc = "ASCENDING", "DESCENDING"
+        assert shapes == [
+            [("prospectId", asc), ("timestamp", desc)],
+            [("type", asc), ("prospectId", asc), ("timestamp", desc)],
+            [("to", asc), ("direction", asc), ("timestamp", desc)],
+        ]
+
+    def test_every_query_the_repository_makes_is_covered(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each query of the repository either needs no composite index or has one in the file."""
+        captured: list[Query] = []
+
+        def capture(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            captured.append(self)
+            return iter([])
+
+        monkeypatch.setattr(Query, "stream", capture)
+        repo = FirestoreRepository(offline_client())
+        repo.history("p")
+        repo.history("p", channel=Channel.SMS)
+        repo.history("p", before=T0)
+        repo.history("p", channel=Channel.CALL, before=T0, limit=5)
+        repo.latest_outbound_to("+5511999999999")
+        repo.find_by_sid("SM1")
+        repo.events("some-id")
+        repo.ping()
+        assert len(captured) == 8
+
+        indexes = [
+            [(f["fieldPath"], f["order"]) for f in index["fields"]]
+            for index in self.load()["indexes"]
+        ]
+        composite_needed = 0
+        for query in captured:
+            equalities = {f.field.field_path for f in query._field_filters if f.op.name == "EQUAL"}
+            ranges = {f.field.field_path for f in query._field_filters if f.op.name != "EQUAL"}
+            orders = [(o.field.field_path, o.direction.name) for o in query._orders]
+            assert len(orders) <= 1
+            assert ranges <= {path for path, _ in orders}, "a range filter needs its order_by"
+            if not equalities or not orders:
+                continue  # single-field indexes (automatic) serve it
+            composite_needed += 1
+            order_path, direction = orders[0]
+            assert query._parent.id == "communications"
+            assert any(
+                {path for path, _ in index[:-1]} == equalities
+                and all(order == "ASCENDING" for _, order in index[:-1])
+                and index[-1] == (order_path, direction)
+                for index in indexes
+            ), f"no index for equality {sorted(equalities)} ordered by {orders[0]}"
+        assert composite_needed == 5
+
+
+class _FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    """A raw gRPC error, as a transport below the API wrappers raises it."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "connection refused"
+
+    def initial_metadata(self) -> Any:
+        return None
+
+    def trailing_metadata(self) -> Any:
+        return None
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> Any:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+
+class _FailingApi:
+    """Stands in for the generated Firestore API client: every RPC raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def rpc(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            raise self.error
+
+        return rpc
+
+
+ERRORS = {
+    "unavailable": api_exceptions.ServiceUnavailable("backend down"),
+    "permission": api_exceptions.PermissionDenied("Missing or insufficient permissions."),
+    "deadline": api_exceptions.DeadlineExceeded("too slow"),
+    "not-found": api_exceptions.NotFound("database (default) does not exist"),
+    "grpc": _FakeRpcError(),
+    "auth": auth_exceptions.RefreshError("token=abc.secret.value expired"),
+}
+
+OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
+    "add": lambda repo: repo.add(make()),
+    "add-given-id": lambda repo: repo.add(make(id="given")),
+    "add_many": lambda repo: repo.add_many([make(), make()]),
+    "add_many-given-ids": lambda repo: repo.add_many([make(id="a"), make(id="b")]),
+    "get": lambda repo: repo.get("x"),
+    "find_by_sid": lambda repo: repo.find_by_sid("SM1"),
+    "update": lambda repo: repo.update("x", lambda c: c),
+    "append_event": lambda repo: repo.append_event("x", {"a": "b"}),
+    "events": lambda repo: repo.events("x"),
+    "history": lambda repo: repo.history("p"),
+    "latest_outbound_to": lambda repo: repo.latest_outbound_to("+5511999999999"),
+    "ping": lambda repo: repo.ping(),
+}
+
+
+class TestErrorTranslation:
+    @pytest.mark.parametrize("error_name", ERRORS)
+    @pytest.mark.parametrize("operation", OPERATIONS)
+    def test_driver_errors_become_repository_errors(self, operation: str, error_name: str) -> None:
+        """Every method turns each API, gRPC and auth error into RepositoryError from it."""
+        client = offline_client()
+        api = _FailingApi(ERRORS[error_name])
+        client._firestore_api_internal = api
+        repo = FirestoreRepository(client, collection="comms")
+        with pytest.raises(RepositoryError) as caught:
+            OPERATIONS[operation](repo)
+        assert type(caught.value) is RepositoryError
+        assert api.calls, "the fake API was never reached"
+        cause = caught.value.__cause__
+        while cause is not None and cause is not ERRORS[error_name]:
+            cause = cause.__cause__ or cause.__context__
+        assert cause is ERRORS[error_name]
+        assert "secret" not in str(caught.value)
+
+    @pytest.mark.parametrize("operation", ["add", "add_many"])
+    def test_already_exists_becomes_duplicate_record(self, operation: str) -> None:
+        """Firestore's AlreadyExists on a commit is DuplicateRecord."""
+        client = offline_client()
+        client._firestore_api_internal = _FailingApi(api_exceptions.AlreadyExists("exists"))
+        repo = FirestoreRepository(client)
+        with pytest.raises(DuplicateRecord):
+            OPERATIONS[operation](repo)
+
+    def test_transaction_contention_becomes_repository_error(self) -> None:
+        """When every transaction attempt aborts, the client's ValueError is RepositoryError."""
+        client = offline_client()
+
+        class AbortingCommit(_FailingApi):
+            def __getattr__(self, name: str) -> Callable[..., Any]:
+                if name == "begin_transaction":
+                    return lambda *a, **k: type("R", (), {"transaction": b"tx"})()
+                if name == "batch_get_documents":
+                    return lambda *a, **k: iter([])
+                return super().__getattr__(name)
+
+        client._firestore_api_internal = AbortingCommit(api_exceptions.Aborted("contention"))
+        repo = FirestoreRepository(client)
+        with pytest.raises(RepositoryError, match="contention"):
+            repo.append_event("x", {"a": 1})
+
+    def test_closed_port_ping_fails_cleanly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A repository on a port nobody listens on raises RepositoryError from ping."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
+        repo = FirestoreRepository(firestore.Client(project=PROJECT), timeout=1.0)
+        with pytest.raises(RepositoryError, match="ping failed") as caught:
+            repo.ping()
+        assert isinstance(caught.value.__cause__, api_exceptions.GoogleAPIError | grpc.RpcError)
+
+    def test_invalid_ids_never_reach_firestore(self) -> None:
+        """Ids Firestore cannot hold are answered without a call: None, [], RecordNotFound."""
+        client = offline_client()
+        api = _FailingApi(AssertionError("no call expected"))
+        client._firestore_api_internal = api
+        repo = FirestoreRepository(client)
+        for bad in ["", "a/b", "..", "__id__", "x" * 1501]:
+            assert repo.get(bad) is None
+            assert repo.events(bad) == []
+            with pytest.raises(RecordNotFound):
+                repo.update(bad, lambda c: c)
+            with pytest.raises(RecordNotFound):
+                repo.append_event(bad, {})
+            with pytest.raises(RepositoryError, match="cannot store"):
+                repo.add(make(id=bad))
+        assert api.calls == []
+
+
+@pytest.mark.firestore
+class TestOnTheEmulator:
+    @pytest.fixture
+    def repo(self, firestore_client: Any) -> FirestoreRepository:
+        return FirestoreRepository(firestore_client, collection=unique_collection())
+
+    def raw(self, client: Any, repo: FirestoreRepository, doc_id: str) -> dict[str, Any]:
+        snapshot = client.collection(repo.collection).document(doc_id).get()
+        assert snapshot.exists
+        data: dict[str, Any] = snapshot.to_dict()
+        return data
+
+    def test_stored_document_has_designs_fields_and_types(
+        self, firestore_client: Any, repo: FirestoreRepository
+    ) -> None:
+        """The raw document, read with the plain client, has DESIGN's names and types."""
+        repo.add(
+            make(
+                id="full",
+                media_url="https://m/1",
+                media_urls=["https://m/1", "https://m/2"],
+                twilio_sid="MM1",
+                status="read",
+                duration=5,
+                recording_url="https://r/1",
+                recording_sid="RE1",
+                recording_duration=4,
+                error="e",
+                error_code=63016,
+            )
+        )
+        data = self.raw(firestore_client, repo, "full")
+        assert set(data) == DESIGN_FIELDS
+        strings = ["prospectId", "type", "direction", "to", "from", "body", "mediaUrl"]
+        strings += ["twilioSid", "status", "recordingUrl", "recordingSid", "error"]
+        for name in strings:
+            assert isinstance(data[name], str), name
+        for name in ["duration", "recordingDuration", "errorCode", "statusRank"]:
+            assert type(data[name]) is int, name
+        for name in ["timestamp", "createdAt", "updatedAt"]:
+            assert isinstance(data[name], datetime), name
+            assert data[name].utcoffset().total_seconds() == 0
+        assert data["timestamp"] == T0
+        assert data["mediaUrls"] == ["https://m/1", "https://m/2"]
+        assert (data["type"], data["direction"], data["to"]) == (
+            "whatsapp",
+            "outbound",
+            "+5511999999999",
+        )
+
+    def test_pending_document_has_no_twilio_sid(
+        self, firestore_client: Any, repo: FirestoreRepository
+    ) -> None:
+        """A pending record's document has no twilioSid until an update gives it one."""
+        stored = repo.add(make(prospect_id=None))
+        assert stored.id is not None
+        data = self.raw(firestore_client, repo, stored.id)
+        assert "twilioSid" not in data
+        assert data["prospectId"] is None
+        repo.update(stored.id, lambda c: attrs.evolve(c, twilio_sid="SM5"))
+        assert self.raw(firestore_client, repo, stored.id)["twilioSid"] == "SM5"
+
+    def test_legacy_documents_read_and_update(
+        self, firestore_client: Any, repo: FirestoreRepository
+    ) -> None:
+        """Node-service documents are found by id, SID and history, and update keeps extras."""
+        collection = firestore_client.collection(repo.collection)
+        collection.document("legacy-wa").set(
+            {
+                "prospectId": "p-legacy",
+                "type": "whatsapp",
+                "to": "whatsapp:+5511999999999",
+                "from": "whatsapp:+14155238886",
+                "body": "Oi",
+                "mediaUrl": "https://x/1.jpg",
+                "twilioSid": "SMlegacy",
+                "status": "sent",
+                "timestamp": T0,
+                "templateName": "confirmacao",
+            }
+        )
+        collection.document("legacy-call").set(
+            {"prospectId": "p-legacy", "type": "call", "to": "+5511999999999",
+             "from": "+15005550006", "twilioSid": "CAlegacy", "status": "completed",
+             "duration": "42", "createdAt": datetime(2024, 4, 1, tzinfo=UTC)}
+        )  # fmt: skip
+        record = repo.get("legacy-wa")
+        assert record is not None
+        assert (record.to, record.from_, record.direction) == (
+            "+5511999999999",
+            "+14155238886",
+            Direction.OUTBOUND,
+        )
+        assert record.media_urls == ("https://x/1.jpg",)
+        assert record.created_at == record.updated_at == T0
+        assert repo.find_by_sid("CAlegacy") is not None
+        # Firestore leaves documents without `timestamp` out of ordered queries (the
+        # emulator does not), so only the first place is certain here.
+        assert repo.history("p-legacy")[0].id == "legacy-wa"
+        updated = repo.update("legacy-wa", lambda c: attrs.evolve(c, status="read"))
+        data = self.raw(firestore_client, repo, "legacy-wa")
+        assert data["templateName"] == "confirmacao"
+        assert data["to"] == "+5511999999999"
+        assert data["direction"] == "outbound"
+        assert repo.get("legacy-wa") == updated
+        call = repo.get("legacy-call")
+        assert call is not None
+        assert call.duration == 42
+        assert call.timestamp == datetime(2024, 4, 1, tzinfo=UTC)
+
+    def test_add_many_commits_in_chunks_of_500(
+        self, firestore_emulator: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """1201 records go in three commits (500, 500, 201 writes), none over the limit."""
+        client = firestore.Client(project=PROJECT)
+        repo = FirestoreRepository(client, collection=unique_collection())
+        api = client._firestore_api
+        real_commit = api.commit
+        writes_per_commit: list[int] = []
+
+        def counting_commit(*args: Any, **kwargs: Any) -> Any:
+            writes_per_commit.append(len(kwargs["request"]["writes"]))
+            return real_commit(*args, **kwargs)
+
+        monkeypatch.setattr(api, "commit", counting_commit)
+        stored = repo.add_many(make() for _ in range(1201))
+        assert writes_per_commit == [MAX_BATCH_WRITES, MAX_BATCH_WRITES, 201]
+        assert len({c.id for c in stored}) == 1201
+        assert len(repo.history("prospect-1", limit=1000)) == 1000
+
+    def test_add_many_refuses_existing_ids_before_writing(
+        self, firestore_client: Any, repo: FirestoreRepository
+    ) -> None:
+        """An existing id in a 600-record add_many stores none of the 600 (read before write)."""
+        repo.add(make(id="taken"))
+        batch = [make(id=f"n{i}") for i in range(599)] + [make(id="taken", body="new")]
+        with pytest.raises(DuplicateRecord, match="taken"):
+            repo.add_many(batch)
+        assert repo.get("n0") is None
+        assert repo.get("n598") is None
+
+    def test_events_are_stored_with_a_sequence(
+        self, firestore_client: Any, repo: FirestoreRepository
+    ) -> None:
+        """Each event is a document {seq, storedAt, payload}; the record counts them."""
+        stored = repo.add(make())
+        assert stored.id is not None
+        repo.append_event(stored.id, {"MessageStatus": "sent"})
+        repo.append_event(stored.id, {"MessageStatus": "delivered"})
+        ref = firestore_client.collection(repo.collection).document(stored.id)
+        docs = [d.to_dict() for d in ref.collection(EVENTS_SUBCOLLECTION).stream()]
+        assert sorted(d["seq"] for d in docs) == [0, 1]
+        assert all(isinstance(d["storedAt"], datetime) for d in docs)
+        assert {d["payload"]["MessageStatus"] for d in docs} == {"sent", "delivered"}
+        assert self.raw(firestore_client, repo, stored.id)["eventCount"] == 2
+        assert repo.get(stored.id) == stored
+
+    def test_unstorable_event_is_a_repository_error(self, repo: FirestoreRepository) -> None:
+        """An event value Firestore cannot encode raises RepositoryError and keeps nothing."""
+        stored = repo.add(make())
+        assert stored.id is not None
+        with pytest.raises(RepositoryError, match="cannot be stored"):
+            repo.append_event(stored.id, {"bad": object()})
+        assert repo.events(stored.id) == []
