@@ -372,6 +372,14 @@ class TestHistory:
         )
         assert {c.id for c in everything} == {"old", "t1", "t2", "t3", "new"}
 
+    @pytest.mark.parametrize("channel", ["fax", "SMS", ""])
+    def test_unknown_channel_is_refused(
+        self, repository: CommunicationRepository, channel: str
+    ) -> None:
+        """An unknown channel is a ValueError on every backend, not an empty page."""
+        with pytest.raises(ValueError, match="channel"):
+            repository.history("prospect-1", channel=channel)  # type: ignore[arg-type]
+
 
 class TestLatestOutboundTo:
     def test_newest_outbound_to_the_number(self, repository: CommunicationRepository) -> None:

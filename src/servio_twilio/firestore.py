@@ -516,7 +516,7 @@ class FirestoreRepository:
         before: datetime | None = None,
     ) -> list[Communication]:
         """A prospect's records, newest ``timestamp`` first; ``before`` is exclusive."""
-        check_history_args(limit, before)
+        check_history_args(limit, before, channel)
         query = self._collection.where(
             filter=firestore.FieldFilter("prospectId", "==", prospect_id)
         )

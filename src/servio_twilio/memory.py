@@ -136,7 +136,7 @@ class InMemoryRepository:
         before: datetime | None = None,
     ) -> list[Communication]:
         """A prospect's records, newest first; see `CommunicationRepository.history`."""
-        check_history_args(limit, before)
+        check_history_args(limit, before, channel)
         with self._lock:
             found = [
                 c

@@ -96,11 +96,16 @@ class CommunicationRepository(Protocol):
 MAX_HISTORY_LIMIT = 1000
 
 
-def check_history_args(limit: int, before: datetime | None) -> None:
-    """Raise `ValueError` for a ``limit`` outside 1..1000 or a naive ``before``.
+def check_history_args(
+    limit: int, before: datetime | None, channel: Channel | str | None = None
+) -> None:
+    """Raise `ValueError` for a ``limit`` outside 1..1000, a naive ``before`` or an unknown
+    ``channel``.
 
     Backends call it first, so every backend refuses the same bad input.
     """
+    if channel is not None and channel not in {c.value for c in Channel}:
+        raise ValueError(f"channel must be one of sms, whatsapp, call, not {channel!r}")
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise TypeError(f"limit must be an int, not {type(limit).__name__}")
     if not 1 <= limit <= MAX_HISTORY_LIMIT:
