@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -738,3 +738,27 @@ class TestOracle:
         expected = _oracle([TOKEN], url, PARAMS, signature)
         event(f"twilio says {expected}")
         assert WebhookVerifier(TOKEN).is_valid(url, PARAMS, signature) is expected
+
+
+class TestUrlAndQuery:
+    """The URL is parsed without its query when that changes nothing."""
+
+    @settings(max_examples=1000, deadline=None)
+    @given(
+        url=_urls()
+        | st.text(alphabet="hts:/?#&=\t\n\r ;@[]:1ab%", max_size=30)
+        | st.builds(lambda u, q: u + "?" + q, _urls(), st.text(max_size=10))
+    )
+    def test_same_as_parsing_the_whole_url(self, url: str) -> None:
+        """The normalized URL and query equal urlparse's and urlsplit's, errors included."""
+        try:
+            expected: Any = (urlparse(url).geturl(), urlsplit(url).query)
+            if ":" in urlsplit(url).netloc:
+                urlsplit(url).port  # noqa: B018 - the port check the verifier makes
+        except ValueError as exc:
+            expected = type(exc)
+        try:
+            got: Any = verifier_module._url_and_query(url)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == expected

@@ -186,7 +186,7 @@ async def _drive(
                 value = await asyncio.to_thread(step.call)
             else:
                 value = step.call()
-            if inspect.isawaitable(value):
+            if step.is_hook and inspect.isawaitable(value):  # a plain hook may return one
                 value = await value
         except Exception as exc:
             error = exc

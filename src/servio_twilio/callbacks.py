@@ -2,10 +2,11 @@
 
 A status callback finds its record by SID, else by ``cid`` (ignored when that
 record already has another SID), else creates one from its own fields with
-the id ``sid-<SID>``; a `DuplicateRecord` on that add means a racing callback
-created it first, so this one updates instead. The record then changes in one
-atomic ``repository.update`` through `servio_twilio.status.advance`, and the
-callback is kept, as received, with ``append_event``.
+the id ``sid-<SID>``, added with the callback already applied; a
+`DuplicateRecord` on that add means a racing callback created it first, so this
+one updates instead. A found record changes in one atomic ``repository.update``
+through `servio_twilio.status.advance`; either way the callback is kept, as
+received, with ``append_event``.
 
 Every function here is synchronous and does only repository calls: the ASGI
 app runs each one in a worker thread when the repository is ``blocking``.
@@ -13,7 +14,6 @@ app runs each one in a worker thread when the repository is ``blocking``.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -148,13 +148,17 @@ def apply_status(
 
     Raises `RepositoryError` when storage fails.
     """
+    observe = _observe(event, received_at)
     record_id = _find(repository, event)
     if record_id is None:
         record_id = sid_record_id(event.sid)
-        # DuplicateRecord: a racing callback created it; update it like any other.
-        with contextlib.suppress(DuplicateRecord):
-            repository.add(_new_record(event, received_at))
-    record = repository.update(record_id, _observe(event, received_at))
+        try:
+            # Created already observed: the same record as an add, then this update.
+            record = repository.add(observe(_new_record(event, received_at)))
+        except DuplicateRecord:  # a racing callback created it: update it like any other
+            record = repository.update(record_id, observe)
+    else:
+        record = repository.update(record_id, observe)
     repository.append_event(record_id, event_record(route, event.raw, received_at))
     return record
 

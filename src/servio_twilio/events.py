@@ -50,12 +50,20 @@ def _value(params: Params, key: str) -> str | None:
     return value[0] if len(value) else None
 
 
-def _text(params: Params, *keys: str) -> str | None:
+def _text(params: Params, key: str) -> str | None:
+    """The field's value stripped, or None when absent or blank."""
+    value = _value(params, key)
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _first_text(params: Params, keys: tuple[str, ...]) -> str | None:
     """The first of ``keys`` present with a non-blank value, stripped."""
     for key in keys:
-        value = _value(params, key)
-        if value is not None and value.strip():
-            return value.strip()
+        value = _text(params, key)
+        if value is not None:
+            return value
     return None
 
 
@@ -63,7 +71,7 @@ def _checked(
     params: Params, keys: tuple[str, ...], pattern: re.Pattern[str], problems: list[str]
 ) -> str:
     """A required field (the first of ``keys`` present), or a problem noted against it."""
-    value = _text(params, *keys)
+    value = _first_text(params, keys)
     if value is None:
         problems.append(f"{keys[0]} is missing")
         return ""
@@ -87,15 +95,14 @@ def _int(params: Params, key: str) -> int | None:
     return int(value) if value is not None and _INT.fullmatch(value) else None
 
 
-def _number(params: Params, key: str) -> str | None:
-    """A phone number (or sender id) without its ``whatsapp:`` prefix."""
-    value = _text(params, key)
+def _number(value: str | None) -> str | None:
+    """A phone number (or sender id) field's text without its ``whatsapp:`` prefix."""
     return None if value is None else strip_channel_prefix(value)
 
 
-def _channel(params: Params) -> Channel:
-    for key in ("To", "From"):
-        value = _text(params, key)
+def _channel(to: str | None, from_: str | None) -> Channel:
+    """WhatsApp when the ``To`` or ``From`` text has the ``whatsapp:`` prefix, else SMS."""
+    for value in (to, from_):
         if value is not None and value[: len(_WHATSAPP)].lower() == _WHATSAPP:
             return Channel.WHATSAPP
     return Channel.SMS
@@ -142,12 +149,13 @@ class MessageStatusEvent:
         account_sid = _optional_sid(params, "AccountSid", problems)
         if problems:
             raise _fail("message status", problems)
+        to, from_ = _text(params, "To"), _text(params, "From")
         return cls(
             message_sid=sid,
             status=status.lower(),
-            channel=_channel(params),
-            to=_number(params, "To"),
-            from_=_number(params, "From"),
+            channel=_channel(to, from_),
+            to=_number(to),
+            from_=_number(from_),
             account_sid=account_sid,
             messaging_service_sid=_text(params, "MessagingServiceSid"),
             error_code=_int(params, "ErrorCode"),
@@ -202,8 +210,8 @@ class CallStatusEvent:
         return cls(
             call_sid=sid,
             status=status.lower(),
-            to=_number(params, "To"),
-            from_=_number(params, "From"),
+            to=_number(_text(params, "To")),
+            from_=_number(_text(params, "From")),
             account_sid=account_sid,
             direction=_text(params, "Direction"),
             duration=_int(params, "CallDuration"),
@@ -308,8 +316,9 @@ class InboundMessageEvent:
         """Parse Twilio's form fields; raise `MalformedCallback` when a needed one is wrong."""
         problems: list[str] = []
         sid = _checked(params, ("MessageSid", "SmsMessageSid", "SmsSid"), _SID, problems)
-        from_ = _number(params, "From")
-        to = _number(params, "To")
+        to_text, from_text = _text(params, "To"), _text(params, "From")
+        from_ = _number(from_text)
+        to = _number(to_text)
         if not from_:
             problems.append("From is missing")
         if not to:
@@ -335,7 +344,7 @@ class InboundMessageEvent:
             message_sid=sid,
             from_=from_ or "",
             to=to or "",
-            channel=_channel(params),
+            channel=_channel(to_text, from_text),
             body=_value(params, "Body") or "",
             media_urls=tuple(urls),
             media_content_types=tuple(types),

@@ -89,7 +89,10 @@ def merge_status(channel: Channel | str, current: str, incoming: str) -> str:
     Commutative, associative and idempotent: the higher rank wins; at equal
     rank, the alphabetically greater name.
     """
-    return max(current, incoming, key=lambda status: (status_rank(channel, status), status))
+    ranks = CALL_STATUS_RANKS if channel == Channel.CALL else MESSAGE_STATUS_RANKS
+    current_key = (ranks.get(current, _UNLISTED_RANK), current)
+    incoming_key = (ranks.get(incoming, _UNLISTED_RANK), incoming)
+    return incoming if incoming_key > current_key else current
 
 
 def advance(
@@ -123,15 +126,15 @@ def advance(
             changes["status"] = merged
     if twilio_sid is not None and record.twilio_sid is None:
         changes["twilio_sid"] = twilio_sid
-    fields = {
-        "duration": duration,
-        "recording_url": recording_url,
-        "recording_sid": recording_sid,
-        "recording_duration": recording_duration,
-        "error": error,
-        "error_code": error_code,
-    }
-    for name, value in fields.items():
+    observed = (
+        ("duration", duration),
+        ("recording_url", recording_url),
+        ("recording_sid", recording_sid),
+        ("recording_duration", recording_duration),
+        ("error", error),
+        ("error_code", error_code),
+    )
+    for name, value in observed:
         if value is None:
             continue
         present = getattr(record, name)

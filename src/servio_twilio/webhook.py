@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -40,6 +40,17 @@ from servio_twilio.models import utcnow
 from servio_twilio.phone import mask_phone
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.settings import TwilioSettings
+from servio_twilio.webhook_http import (
+    EMPTY_TWIML,
+    FORM,
+    WebhookRequest,
+    WebhookResponse,
+    content_type_ok,
+    plain,
+    twiml,
+)
+from servio_twilio.webhook_http import decode_form as _decode_form
+from servio_twilio.webhook_http import query_cid as _cid
 
 __all__ = [
     "ROUTES",
@@ -54,9 +65,6 @@ __all__ = [
 
 log = logging.getLogger("servio_twilio.webhook")
 
-_FORM: Final = "application/x-www-form-urlencoded"
-_CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_MAX_FIELDS: Final = 1000
 _INBOUND: Final = "inbound"
 _PARSERS: Final[dict[str, Callable[..., WebhookEvent]]] = {
     "message-status": MessageStatusEvent.from_params,
@@ -74,39 +82,6 @@ ROUTES: Final[Mapping[str, str]] = {"/" + name: name for name in _PARSERS}
 """Route path (relative to the mount point) -> route name."""
 
 _PHONE_IN_URL: Final = re.compile(r"(?:\+|%2[Bb])?[0-9]{7,15}")
-EMPTY_TWIML: Final = "<Response/>"
-
-
-@attrs.frozen(kw_only=True)
-class WebhookRequest:
-    """One HTTP request, as an adapter read it.
-
-    ``route`` is the path relative to the mount point (``/message-status``);
-    ``raw_path`` the full path as received (undecoded, without the query);
-    ``query`` the raw query string; ``host`` the ``Host`` header (or the
-    server's address); ``headers`` has lower-case names, values decoded as
-    Latin-1. ``body_complete`` is False when the adapter stopped reading
-    because the body was over ``max_body_bytes``.
-    """
-
-    method: str
-    route: str
-    raw_path: str
-    query: str
-    scheme: str
-    host: str
-    headers: Mapping[str, str]
-    body: bytes
-    body_complete: bool = True
-
-
-@attrs.frozen
-class WebhookResponse:
-    """What to answer: status, headers (lower-case names) and body."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
 
 
 @attrs.frozen
@@ -122,27 +97,15 @@ class Step:
     is_async: bool = False
 
 
-def _plain(status: int, text: str, *extra: tuple[str, str]) -> WebhookResponse:
-    return WebhookResponse(
-        status, (("content-type", "text/plain; charset=utf-8"), *extra), text.encode()
-    )
-
-
-NOT_FOUND: Final = _plain(404, "not found\n")
-_NOT_ALLOWED: Final = _plain(405, "method not allowed: use POST\n", ("allow", "POST"))
-_TOO_LARGE: Final = _plain(413, "request body too large\n")
-_UNSUPPORTED: Final = _plain(415, f"unsupported content type: use {_FORM}\n")
-_UNDECODABLE: Final = _plain(400, "undecodable form body\n")
-_FORBIDDEN: Final = _plain(403, "invalid Twilio signature\n")
-_UNAVAILABLE: Final = _plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
+NOT_FOUND: Final = plain(404, "not found\n")
+_NOT_ALLOWED: Final = plain(405, "method not allowed: use POST\n", ("allow", "POST"))
+_TOO_LARGE: Final = plain(413, "request body too large\n")
+_UNSUPPORTED: Final = plain(415, f"unsupported content type: use {FORM}\n")
+_UNDECODABLE: Final = plain(400, "undecodable form body\n")
+_FORBIDDEN: Final = plain(403, "invalid Twilio signature\n")
+_UNAVAILABLE: Final = plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
 _STORED: Final = WebhookResponse(204, (), b"")
-
-
-def _twiml(text: str) -> WebhookResponse:
-    return WebhookResponse(200, (("content-type", "text/xml"),), text.encode("utf-8"))
-
-
-_EMPTY_REPLY: Final = _twiml(EMPTY_TWIML)
+_EMPTY_REPLY: Final = twiml(EMPTY_TWIML)
 
 
 def _is_async(fn: object) -> bool:
@@ -160,76 +123,6 @@ def _first(value: str | None) -> str | None:
 
 def _mask_url(url: str) -> str:
     return _PHONE_IN_URL.sub(lambda m: mask_phone(m.group(0).replace("%2B", "+")), url)
-
-
-def _content_type_ok(value: str | None) -> bool:
-    if not value:
-        return False
-    kind, _, rest = value.partition(";")
-    if kind.strip().lower() != _FORM:
-        return False
-    for param in rest.split(";"):
-        name, _, charset = param.partition("=")
-        if (
-            name.strip().lower() == "charset"
-            and charset.strip().strip('"').lower() not in _CHARSETS
-        ):
-            return False
-    return True
-
-
-def _unquote(text: str) -> str:
-    """A form-encoded name or value decoded (``+`` is a space); UnicodeDecodeError if not UTF-8."""
-    if "+" in text:
-        text = text.replace("+", " ")
-    return unquote(text, errors="strict") if "%" in text else text
-
-
-def _decode_form(body: bytes) -> dict[str, str | list[str]] | None:
-    """The form fields (a list for a repeated field), or None when undecodable.
-
-    Reads as ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` does (empty
-    pieces skipped, a piece without ``=`` an empty value), strictly in UTF-8.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    params: dict[str, str | list[str]] = {}
-    if not text:
-        return params
-    pieces = text.split("&")
-    if len(pieces) > _MAX_FIELDS:
-        return None
-    try:
-        for piece in pieces:
-            if not piece:
-                continue
-            raw_name, _, raw_value = piece.partition("=")
-            name, value = _unquote(raw_name), _unquote(raw_value)
-            present = params.get(name)
-            if present is None:
-                params[name] = value
-            elif isinstance(present, list):
-                present.append(value)
-            else:
-                params[name] = [present, value]
-    except UnicodeDecodeError:
-        return None
-    return params
-
-
-def _cid(query: str) -> str | None:
-    """The first ``cid`` query parameter, decoded."""
-    if "cid=" not in query:
-        return None
-    for piece in query.split("&"):
-        if piece.startswith("cid="):
-            try:
-                return _unquote(piece[4:])
-            except UnicodeDecodeError:
-                return None
-    return None
 
 
 class WebhookCore:
@@ -293,7 +186,7 @@ class WebhookCore:
             return _NOT_ALLOWED
         if not request.body_complete or len(request.body) > self.max_body_bytes:
             return _TOO_LARGE
-        if not _content_type_ok(request.headers.get("content-type")):
+        if not content_type_ok(request.headers.get("content-type")):
             return _UNSUPPORTED
         params = _decode_form(request.body)
         if params is None:
@@ -304,7 +197,7 @@ class WebhookCore:
             return _PARSERS[route](params, cid=_cid(request.query))
         except MalformedCallback as exc:
             log.warning("refused a %s callback: %s", route, exc)
-            return _plain(400, f"{exc}\n")
+            return plain(400, f"{exc}\n")
 
     def _verified(self, request: WebhookRequest, params: Params) -> bool:
         url = self.verified_url(request)
@@ -348,7 +241,8 @@ class WebhookCore:
             log.error("could not store a %s callback for %s: %s", route, event.sid, exc)
             return _UNAVAILABLE
         log.debug("stored a %s callback for %s (%s)", route, event.sid, event.status)
-        yield from self._notify(event)
+        if self._on_event is not None:
+            yield from self._notify(event)
         return _STORED
 
     def _inbound(self, event: InboundMessageEvent) -> Generator[Step, Any, WebhookResponse]:
@@ -394,16 +288,16 @@ class WebhookCore:
         reply = _EMPTY_REPLY
         if self._on_inbound is not None:
             try:
-                twiml = yield self._hook(self._on_inbound, event)
+                answer = yield self._hook(self._on_inbound, event)
             except Exception:
                 log.exception("on_inbound failed; answering an empty <Response/>")
             else:
-                if isinstance(twiml, str):
-                    reply = _twiml(twiml)
-                elif twiml is not None:
+                if isinstance(answer, str):
+                    reply = twiml(answer)
+                elif answer is not None:
                     log.error(
                         "on_inbound returned %s, not str or None; answering an empty <Response/>",
-                        type(twiml).__name__,
+                        type(answer).__name__,
                     )
         yield from self._notify(event)
         return reply
