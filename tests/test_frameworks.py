@@ -138,40 +138,11 @@ class TestFlask:
         check_mounted(base, repository, host_path="/health", host_text="flask ok")
 
 
-def django_health(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse("django ok", content_type="text/plain")
-
-
-def _urlpatterns() -> list[Any]:
-    from django.urls import path
-
-    return [path("health", django_health)]
-
-
-def __getattr__(name: str) -> Any:
-    # Django reads ``urlpatterns`` from ROOT_URLCONF (this module) lazily.
-    if name == "urlpatterns":
-        return _urlpatterns()
-    raise AttributeError(name)
-
-
 @pytest.fixture(scope="module")
 def django_configured() -> None:
-    import django
-    from django.conf import settings
+    from support.django_project import configure
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="servio-twilio-tests",
-            ALLOWED_HOSTS=["127.0.0.1", "localhost"],
-            ROOT_URLCONF=__name__,
-            INSTALLED_APPS=[],
-            MIDDLEWARE=[],
-        )
-        django.setup()
+    configure()
 
 
 class TestDjango:

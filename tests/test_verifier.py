@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlparse, urlsplit
 
 import pytest
-from django.conf import settings as django_settings
 from django.http import QueryDict
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -25,9 +24,9 @@ from servio_twilio import (
     WebhookVerificationError,
     WebhookVerifier,
 )
+from support.django_project import configure as configure_django
 
-if not django_settings.configured:
-    django_settings.configure()
+configure_django()  # QueryDict reads the charset from Django's settings
 
 # The vectors of twilio-python's tests/unit/test_request_validator.py.
 TOKEN = "12345"
