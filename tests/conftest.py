@@ -6,17 +6,15 @@ emulator, Prism or a real server must run there, never skip.
 
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from support.processes import IN_CI
 
 pytest_plugins = [
     "support.firestore_emulator",
     "support.prism",
     "support.servers",
 ]
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.hookimpl(hookwrapper=True)

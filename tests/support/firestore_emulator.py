@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -25,42 +24,13 @@ from typing import Any
 
 import pytest
 
+from support.processes import free_port, stop, tail, unavailable
+
 TESTS_DIR = Path(__file__).resolve().parent.parent
 SCRIPT = TESTS_DIR / "firestore_emulator.js"
 PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
 PROJECT = "demo-servio-test"
 READY_TIMEOUT = 20.0
-_IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _unavailable(reason: str) -> None:
-    if _IN_CI:
-        pytest.fail(f"Firestore emulator unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"Firestore emulator unavailable: {reason}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -68,14 +38,14 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     """The emulator's ``host:port``, with ``FIRESTORE_EMULATOR_HOST`` set to it."""
     node = shutil.which("node")
     if node is None:
-        _unavailable("`node` is not on PATH")
+        unavailable("Firestore emulator", "`node` is not on PATH")
     if not PACKAGE.is_dir():
-        _unavailable(f"{PACKAGE} is missing (run `npm ci` in tests/)")
+        unavailable("Firestore emulator", f"{PACKAGE} is missing (run `npm ci` in tests/)")
     assert node is not None
     log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
     last_error = ""
     for _attempt in range(3):  # a port taken between probe and bind gets another try
-        port = _free_port()
+        port = free_port()
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [node, str(SCRIPT), str(port)],
@@ -93,8 +63,8 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             time.sleep(0.05)
         if ready:
             break
-        _stop(process)
-        last_error = _tail(log_path)
+        stop(process)
+        last_error = tail(log_path)
         if "bind failed" not in last_error:
             break
     if not ready:
@@ -113,7 +83,7 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
         else:
             os.environ["FIRESTORE_EMULATOR_HOST"] = previous
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,7 @@ fixtures skip locally and fail in CI (``CI=true``), naming what is missing.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -31,6 +29,8 @@ from typing import Any
 import pytest
 from twilio.http.http_client import TwilioHttpClient
 
+from support.processes import free_port, stop, tail, unavailable
+
 TESTS_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = TESTS_DIR.parent
 SPEC_DIR = PROJECT_ROOT.parent / "shared" / "twilio-oai"
@@ -38,7 +38,6 @@ PRISM = TESTS_DIR / "node_modules" / ".bin" / "prism"
 READY_TIMEOUT = 60.0
 PROBE_ACCOUNT = "AC" + "0" * 32
 TWILIO_API = "https://api.twilio.com"
-_IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 class PrismHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -63,36 +62,6 @@ class PrismHttpClient(TwilioHttpClient):  # type: ignore[misc]
         return super().request(method, url, *args, **kwargs)
 
 
-def _unavailable(reason: str) -> None:
-    if _IN_CI:
-        pytest.fail(f"Prism unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"Prism unavailable: {reason}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def _ready(url: str) -> bool:
     token = base64.b64encode(f"{PROBE_ACCOUNT}:probe".encode()).decode()
     request = urllib.request.Request(
@@ -109,15 +78,15 @@ def _ready(url: str) -> bool:
 def _serve(spec_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     spec = SPEC_DIR / spec_name
     if shutil.which("node") is None:
-        _unavailable("`node` is not on PATH")
+        unavailable("Prism", "`node` is not on PATH")
     if not PRISM.exists():
-        _unavailable(f"{PRISM} is missing (run `npm ci` in tests/)")
+        unavailable("Prism", f"{PRISM} is missing (run `npm ci` in tests/)")
     if not spec.is_file():
-        _unavailable(f"{spec} is missing (shared/twilio-oai beside the project root)")
+        unavailable("Prism", f"{spec} is missing (shared/twilio-oai beside the project root)")
     log_path = tmp_path_factory.mktemp("prism") / f"{spec.stem}.log"
     last_error = ""
     for _attempt in range(3):  # a port taken between probe and bind gets another try
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -133,17 +102,17 @@ def _serve(spec_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 try:
                     yield url
                 finally:
-                    _stop(process)
+                    stop(process)
                 return
             time.sleep(0.2)
-        _stop(process)
+        stop(process)
         last_error = (
             f"exited with {process.returncode}"
             if process.returncode is not None
             else f"not ready within {READY_TIMEOUT:.0f}s"
         )
-        last_error += f"; log tail:\n{_tail(log_path)}"
-    _unavailable(f"prism mock {spec.name} did not start: {last_error}")
+        last_error += f"; log tail:\n{tail(log_path)}"
+    unavailable("Prism", f"prism mock {spec.name} did not start: {last_error}")
 
 
 @pytest.fixture(scope="session")
