@@ -26,6 +26,7 @@ from servio_twilio.webhook import (
     build_core,
     check_prefix,
 )
+from servio_twilio.webhook_http import declared_length
 
 __all__ = ["ASGIApp", "make_asgi_app", "mount_asgi"]
 
@@ -150,7 +151,8 @@ async def _read_body(
     receive: Receive, limit: int, content_length: str | None
 ) -> tuple[bytes, bool] | None:
     """The body and whether it is complete, or None when the client disconnected."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+    declared = None if content_length is None else declared_length(content_length)
+    if declared is not None and declared > limit:
         return b"", False
     chunks: list[bytes] = []
     size = 0

@@ -21,6 +21,7 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "content_type_ok",
+    "declared_length",
     "decode_form",
     "plain",
     "query_cid",
@@ -31,6 +32,13 @@ FORM: Final = "application/x-www-form-urlencoded"
 EMPTY_TWIML: Final = "<Response/>"
 _CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _MAX_FIELDS: Final = 1000
+
+
+def declared_length(value: str) -> int | None:
+    """A ``Content-Length`` as a number, or None when it is not ASCII digits."""
+    text = value.strip()
+    # str.isdigit alone accepts "²" and other digits int() refuses.
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 @attrs.frozen(kw_only=True)

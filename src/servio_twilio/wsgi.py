@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.settings import TwilioSettings
 from servio_twilio.webhook import ROUTES, WebhookRequest, build_core, check_prefix, run_sync
+from servio_twilio.webhook_http import declared_length
 
 __all__ = ["WSGIApp", "make_wsgi_app", "mount_wsgi"]
 
@@ -109,7 +110,7 @@ def _read_body(environ: dict[str, Any], limit: int) -> tuple[bytes, bool]:
         return b"", True
     declared = (environ.get("CONTENT_LENGTH") or "").strip()
     if declared:
-        length = int(declared) if declared.isdigit() else 0
+        length = declared_length(declared) or 0
         if length > limit:
             return b"", False
         return stream.read(length) if length else b"", True
