@@ -274,6 +274,17 @@ class TestSendSms:
         assert "From" not in data
         assert result.status == "accepted"
 
+    def test_messaging_service_leaves_the_sender_to_twilio(self) -> None:
+        """With a service and a phone number, the record does not claim the number as sender:
+        the service picks one, and Twilio's answer or a callback names it."""
+        kit = _kit(_settings(messaging_service_sid=SERVICE))
+        result = kit.client.send_sms(TO, "hi")
+        assert "From" not in kit.fake.requests[0].data
+        assert result.from_ == ""
+        record = kit.repo.get(result.communication_id)
+        assert record is not None
+        assert record.from_ == ""
+
     def test_own_status_callback_gets_cid_merged(self, kit: Kit) -> None:
         """A caller's status_callback keeps its query and gains cid (replacing a stale one)."""
         result = kit.client.send_sms(
@@ -951,6 +962,40 @@ class TestOverTwilioHttpClient:
         record = repo.get(str(info.value.communication_id))
         assert record is not None
         assert record.status == "failed"
+
+    def test_twilio_request_log_masks_numbers(
+        self, mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """twilio's own request log (INFO) shows health()'s number filter masked, not whole."""
+        base = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+        mocked.get(f"{base}.json", json={"sid": ACCOUNT, "status": "active"})
+        mocked.get(
+            f"{base}/IncomingPhoneNumbers.json",
+            json={
+                "incoming_phone_numbers": [{"sid": "PN" + "6" * 32, "phone_number": PHONE}],
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": 50,
+            },
+        )
+        with caplog.at_level(logging.INFO, logger="twilio.http_client"):
+            report = _real().health()
+        assert report.healthy, report.checks
+        assert "IncomingPhoneNumbers" in caplog.text  # twilio did log the request
+        assert PHONE not in caplog.text
+        assert PHONE.replace("+", "%2B") not in caplog.text
+        assert "+15005***006" in caplog.text
+
+    @pytest.mark.parametrize("body", ["[]", "null", '"queued"', "42"])
+    def test_answer_that_is_not_an_object(self, mocked: responses.RequestsMock, body: str) -> None:
+        """A 2xx whose JSON is not an object: outcome unknown, record unknown, no leak."""
+        mocked.post(MESSAGES, body=body, status=201, content_type="application/json")
+        repo = InMemoryRepository()
+        with pytest.raises(SendOutcomeUnknown) as info:
+            _real(repository=repo).send_sms(TO, "hi")
+        record = repo.get(info.value.communication_id)
+        assert record is not None
+        assert record.status == "unknown"
 
     def test_read_timeout_on_the_wire(self, mocked: responses.RequestsMock) -> None:
         """requests' ReadTimeout under the real client: unknown, one attempt."""

@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servio_twilio.errors import InvalidPhoneNumber
-from servio_twilio.phone import mask_phone, normalize_e164, strip_channel_prefix
+from servio_twilio.phone import (
+    mask_phone,
+    mask_phone_numbers,
+    normalize_e164,
+    strip_channel_prefix,
+)
 
 BR = "+5511999999999"
 US = "+12025550100"
@@ -184,6 +189,21 @@ class TestStripChannelPrefix:
     def test_leaves_other_text(self) -> None:
         """Text without the prefix is only trimmed."""
         assert strip_channel_prefix(" sms:+5511 ") == "sms:+5511"
+
+
+class TestMaskPhoneNumbers:
+    @pytest.mark.parametrize(
+        ("text", "masked"),
+        [
+            ("to +5511999999999 now", "to +55119*****999 now"),
+            ("?PhoneNumber=%2B14155552671&x=1", "?PhoneNumber=%2B14155***671&x=1"),
+            ("{'To': 'whatsapp:+14155552671'}", "{'To': 'whatsapp:+14155***671'}"),
+            ("no numbers, 12345, AC123", "no numbers, 12345, AC123"),
+        ],
+    )
+    def test_numbers_in_text_are_masked(self, text: str, masked: str) -> None:
+        """Every E.164 number in a log line is masked, URL-encoded ones too; the rest stays."""
+        assert mask_phone_numbers(text) == masked
 
 
 class TestMaskPhone:

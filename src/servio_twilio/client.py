@@ -415,11 +415,13 @@ class CommunicationsClient:
             params["to"] = _WHATSAPP + number
             params["from_"] = _WHATSAPP + sender
         else:
-            sender = settings.phone_number or ""
             params["to"] = number
             if settings.messaging_service_sid is not None:
+                # The service picks the sender: Twilio's answer or a callback names it.
+                sender = ""
                 params["messaging_service_sid"] = settings.messaging_service_sid
             else:
+                sender = settings.phone_number or ""
                 params["from_"] = sender
         if text is not None:
             params["body"] = text
@@ -608,7 +610,8 @@ class CommunicationsClient:
             raise
         except TwilioException as exc:
             raise translate_twilio_error(exc) from exc
-        except ValueError as exc:  # a 2xx answer that is not JSON
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # a 2xx answer that is not JSON, or JSON that is not an object
             raise NoAnswer(f"unreadable answer from Twilio ({type(exc).__name__})") from exc
 
     @staticmethod

@@ -6,7 +6,7 @@ import re
 
 from servio_twilio.errors import InvalidPhoneNumber
 
-__all__ = ["mask_phone", "normalize_e164", "strip_channel_prefix"]
+__all__ = ["mask_phone", "mask_phone_numbers", "normalize_e164", "strip_channel_prefix"]
 
 _MAX_INPUT = 64  # longer than any formatted number; refuses 1 MB inputs cheaply
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -124,3 +124,21 @@ def mask_phone(number: object) -> str:
         return prefix + "***"
     hidden = len(digits) - head - tail
     return prefix + plus + digits[:head] + "*" * hidden + digits[-tail:]
+
+
+_NUMBER_IN_TEXT = re.compile(r"(?:\+|%2[Bb])[1-9][0-9]{6,14}(?![0-9])")
+
+
+def mask_phone_numbers(text: str) -> str:
+    """``text`` with every E.164 number in it masked (also URL-encoded, ``%2B...``).
+
+    For log lines written by code that is not ours, such as twilio's request log.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if found[0] == "%":
+            return "%2B" + mask_phone("+" + found[3:])[1:]
+        return mask_phone(found)
+
+    return _NUMBER_IN_TEXT.sub(mask, text)

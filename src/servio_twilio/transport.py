@@ -43,10 +43,28 @@ from urllib.parse import urlsplit
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 
 from servio_twilio.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.phone import mask_phone_numbers
 
 __all__ = ["NoAnswer", "RetryingHttpClient", "translate_twilio_error"]
 
 _log = logging.getLogger("servio_twilio.transport")
+
+
+class _MaskPhoneNumbers(logging.Filter):
+    """Masks the phone numbers in twilio's request log (it logs GET query parameters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = mask_phone_numbers(text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+# The default TwilioHttpClient logs here, a child of twilio's own logger, so hosts'
+# logging of ``twilio.http_client`` still applies, with the numbers masked.
+_twilio_http_log = logging.getLogger("twilio.http_client.servio_twilio")
+_twilio_http_log.addFilter(_MaskPhoneNumbers())
 
 _RATE_LIMIT_CODE = 20429
 _DOCS_ERRORS = "https://www.twilio.com/docs/errors/"
@@ -105,7 +123,7 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]
                 TwilioHttpClient,
             )
 
-            inner = TwilioHttpClient(timeout=timeout)
+            inner = TwilioHttpClient(timeout=timeout, logger=_twilio_http_log)
         elif not isinstance(inner, HttpClient):
             raise TypeError(
                 f"http_client must be a twilio.http.HttpClient, not {type(inner).__name__}"
