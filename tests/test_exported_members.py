@@ -60,6 +60,13 @@ DESIGN_EXPORTS = {
     "InboundMessageEvent": "servio_twilio.events",
 }
 
+# Exported beyond DESIGN.md's list, each for a reason the docs give.
+ADDED_EXPORTS = {
+    # raised by the exported events' from_params() for a callback missing fields
+    "MalformedCallback": "servio_twilio.errors",
+}
+PUBLIC_EXPORTS = {**DESIGN_EXPORTS, **ADDED_EXPORTS}
+
 DESIGN_TESTING_EXPORTS = {
     "FakeTwilio": "servio_twilio.testing.fake_twilio",
     "signed_webhook": "servio_twilio.testing.webhooks",
@@ -68,22 +75,22 @@ DESIGN_TESTING_EXPORTS = {
 
 class TestPackageExports:
     def test_all_is_the_documented_names(self) -> None:
-        """``servio_twilio.__all__`` is exactly the names DESIGN.md documents, sorted."""
-        assert set(servio_twilio.__all__) == set(DESIGN_EXPORTS)
+        """``servio_twilio.__all__`` is exactly DESIGN.md's names plus the listed additions."""
+        assert set(servio_twilio.__all__) == set(PUBLIC_EXPORTS)
         assert servio_twilio.__all__ == sorted(servio_twilio.__all__)
         assert len(servio_twilio.__all__) == len(set(servio_twilio.__all__))
 
-    @pytest.mark.parametrize("name", sorted(DESIGN_EXPORTS))
+    @pytest.mark.parametrize("name", sorted(PUBLIC_EXPORTS))
     def test_every_name_resolves_from_its_module(self, name: str) -> None:
         """Each name resolves, and is the object defined in its documented module."""
         value = getattr(servio_twilio, name)
-        module = importlib.import_module(DESIGN_EXPORTS[name])
+        module = importlib.import_module(PUBLIC_EXPORTS[name])
         assert value is getattr(module, name)
-        assert getattr(value, "__module__", DESIGN_EXPORTS[name]) == DESIGN_EXPORTS[name]
+        assert getattr(value, "__module__", PUBLIC_EXPORTS[name]) == PUBLIC_EXPORTS[name]
 
     def test_every_name_has_a_docstring(self) -> None:
         """Public names are documented (checked on the ones that import today)."""
-        for name in sorted(DESIGN_EXPORTS):
+        for name in sorted(PUBLIC_EXPORTS):
             try:
                 value = getattr(servio_twilio, name)
             except (AttributeError, ImportError):
