@@ -4,9 +4,10 @@ Install it with ``pip install servio-twilio[firestore]``. This module imports
 ``google.cloud.firestore`` itself, so ``import servio_twilio`` never does.
 
 Documents keep the earlier Node.js service's field names (``prospectId``,
-``type``, ``twilioSid``, ...); `to_document` and `from_document` are the one
-place that converts. Every ``google.api_core``, ``grpc`` and ``google.auth``
-error is translated at this boundary:
+``type``, ``twilioSid``, ...); `to_document` and `from_document` (from
+`servio_twilio.firestore_documents`) are the one place that converts. Every
+``google.api_core``, ``grpc`` and ``google.auth`` error is translated at this
+boundary (by `servio_twilio.firestore_errors`):
 
 ```
 google.api_core.exceptions.AlreadyExists  -> DuplicateRecord
@@ -17,38 +18,38 @@ google.auth.exceptions.GoogleAuthError    -> RepositoryError
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
-from servio_twilio.errors import (
-    DuplicateRecord,
-    RecordNotFound,
-    RepositoryError,
-    ServioTwilioError,
+from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.firestore_documents import (
+    STORED_FIELDS,
+    from_document,
+    stored_integer,
+    to_document,
 )
 from servio_twilio.memory import new_id
 from servio_twilio.models import Channel, Communication, Direction, utcnow
-from servio_twilio.phone import strip_channel_prefix
 from servio_twilio.repository import check_history_args
-from servio_twilio.status import UNKNOWN, status_rank
 
 try:
-    import grpc
-    from google.api_core import exceptions as api_exceptions
-    from google.api_core import retry as api_retry
-    from google.auth import exceptions as auth_exceptions
     from google.cloud import firestore
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "servio_twilio.firestore needs google-cloud-firestore: "
         "pip install 'servio-twilio[firestore]'"
     ) from exc
+
+from servio_twilio.firestore_errors import (
+    detail,
+    read_options,
+    storage_cause,
+    translated,
+    write_options,
+)
 
 __all__ = [
     "EVENTS_SUBCOLLECTION",
@@ -58,264 +59,12 @@ __all__ = [
     "to_document",
 ]
 
-_log = logging.getLogger("servio_twilio.firestore")
-
 MAX_BATCH_WRITES: Final = 500
 """The most writes one Firestore commit may carry."""
 
 EVENTS_SUBCOLLECTION: Final = "events"
 """The subcollection of a record that keeps its callbacks."""
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_ID_BYTES: Final = 1500
-_MAX_DETAIL: Final = 200
-_WHATSAPP_PREFIX: Final = "whatsapp:"
-
-
-# --- conversion: the one place that knows the stored field names ---------------------------
-
-
-def to_document(communication: Communication) -> dict[str, Any]:
-    """The Firestore document of ``communication`` (its ``id`` is the document id).
-
-    ``prospectId``, ``type``, ``direction``, ``to``, ``from``, ``status``,
-    ``statusRank``, ``mediaUrls`` and the three timestamps are always written
-    (``prospectId`` may be null); every other field only when it has a value,
-    so ``twilioSid`` is absent while the record is pending. ``mediaUrl`` is
-    ``media_url``, or the first of ``media_urls`` when that is unset.
-
-    New in 0.1.0.
-    """
-    c = communication
-    media_url = c.media_url if c.media_url is not None else next(iter(c.media_urls), None)
-    document: dict[str, Any] = {
-        "prospectId": c.prospect_id,
-        "type": c.channel.value,
-        "direction": c.direction.value,
-        "to": c.to,
-        "from": c.from_,
-        "status": c.status,
-        "statusRank": status_rank(c.channel, c.status),
-        "mediaUrls": list(c.media_urls),
-        "timestamp": c.timestamp,
-        "createdAt": c.created_at,
-        "updatedAt": c.updated_at,
-    }
-    optional = {
-        "body": c.body,
-        "mediaUrl": media_url,
-        "twilioSid": c.twilio_sid,
-        "duration": c.duration,
-        "recordingDuration": c.recording_duration,
-        "recordingUrl": c.recording_url,
-        "recordingSid": c.recording_sid,
-        "error": c.error,
-        "errorCode": c.error_code,
-    }
-    document.update({key: value for key, value in optional.items() if value is not None})
-    return document
-
-
-_STORED_FIELDS: Final = frozenset(
-    {
-        *("prospectId", "type", "direction", "to", "from", "body", "mediaUrl", "mediaUrls"),
-        *("twilioSid", "status", "statusRank", "duration", "recordingDuration"),
-        *("recordingUrl", "recordingSid", "error", "errorCode"),
-        *("timestamp", "createdAt", "updatedAt"),
-    }
-)
-"""The fields `to_document` owns; `update` keeps any other field a document has."""
-
-
-def from_document(
-    document_id: str, data: Mapping[str, Any], *, fallback_time: datetime | None = None
-) -> Communication:
-    """The `Communication` stored as ``data`` under ``document_id``.
-
-    Tolerates documents written by the earlier Node.js service: a missing
-    ``direction`` reads as outbound, a missing ``type`` as WhatsApp when a
-    number has a ``whatsapp:`` prefix (else SMS), ``whatsapp:`` prefixes are
-    stripped, a missing ``status`` reads as ``unknown``, a missing
-    ``mediaUrls`` as ``[mediaUrl]``, numeric strings as integers, ISO 8601
-    strings or JavaScript milliseconds as times. Missing ``createdAt`` and
-    ``updatedAt`` take ``timestamp``; a missing ``timestamp`` takes
-    ``createdAt``, else ``updatedAt``, else ``fallback_time`` (the document's
-    create time), else the Unix epoch. A document that still cannot be read
-    raises `RepositoryError` naming it.
-
-    New in 0.1.0.
-    """
-    try:
-        raw_to = _text(data.get("to")) or ""
-        raw_from = _text(data.get("from")) or ""
-        channel = _channel(data.get("type"), raw_to, raw_from)
-        direction = data.get("direction") or Direction.OUTBOUND
-        media_urls = _media_urls(data.get("mediaUrls"), data.get("mediaUrl"))
-        media_url = _text(data.get("mediaUrl")) or next(iter(media_urls), None)
-        stamp = _time(data.get("timestamp"))
-        created = _time(data.get("createdAt"))
-        updated = _time(data.get("updatedAt"))
-        timestamp = stamp or created or updated or _plain_utc(fallback_time) or _EPOCH
-        return Communication(
-            id=document_id,
-            prospect_id=_text(data.get("prospectId")),
-            channel=channel,
-            direction=direction,
-            to=strip_channel_prefix(raw_to),
-            from_=strip_channel_prefix(raw_from),
-            body=_text(data.get("body")),
-            media_url=media_url,
-            media_urls=media_urls,
-            twilio_sid=_text(data.get("twilioSid")),
-            status=_text(data.get("status")) or UNKNOWN,
-            duration=_integer(data.get("duration")),
-            recording_url=_text(data.get("recordingUrl")),
-            recording_sid=_text(data.get("recordingSid")),
-            recording_duration=_integer(data.get("recordingDuration")),
-            error=_text(data.get("error")),
-            error_code=_integer(data.get("errorCode")),
-            timestamp=timestamp,
-            created_at=created or timestamp,
-            updated_at=updated or created or timestamp,
-        )
-    except (TypeError, ValueError) as exc:
-        raise RepositoryError(
-            f"document {document_id!r} cannot be read as a communication: {exc}"
-        ) from exc
-
-
-def _channel(value: object, raw_to: str, raw_from: str) -> Channel:
-    if value is None or value == "":
-        prefixed = any(n.strip().lower().startswith(_WHATSAPP_PREFIX) for n in (raw_to, raw_from))
-        return Channel.WHATSAPP if prefixed else Channel.SMS
-    return Channel(str(value))
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _integer(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return int(value.strip())
-    return None
-
-
-def _media_urls(urls: object, first: object) -> tuple[str, ...]:
-    if isinstance(urls, list | tuple):
-        return tuple(str(url) for url in urls if url)
-    if isinstance(first, str) and first:
-        return (first,)
-    return ()
-
-
-def _plain_utc(value: datetime | None) -> datetime | None:
-    """A plain aware-UTC `datetime` (Firestore gives a subclass with nanoseconds)."""
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=UTC)
-    v = value.astimezone(UTC)
-    return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
-
-
-def _time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return _plain_utc(value)
-    if isinstance(value, str) and value.strip():
-        return _plain_utc(datetime.fromisoformat(value.strip()))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _plain_utc(datetime.fromtimestamp(value / 1000, UTC))
-    return None
-
-
-# --- error translation: the boundary ---------------------------------------------------------
-
-
-_STORAGE_ERRORS: Final = (
-    api_exceptions.GoogleAPIError,
-    grpc.RpcError,
-    auth_exceptions.GoogleAuthError,
-)
-
-
-_TRANSIENT_WRITE_ERRORS: Final = (
-    api_exceptions.ServiceUnavailable,
-    api_exceptions.ResourceExhausted,
-)
-_TRANSIENT_READ_ERRORS: Final = (
-    *_TRANSIENT_WRITE_ERRORS,
-    api_exceptions.InternalServerError,
-    api_exceptions.DeadlineExceeded,
-)
-
-
-def _call_options(timeout: float | None, transient: tuple[type[Exception], ...]) -> dict[str, Any]:
-    """``retry`` and ``timeout`` for one Firestore call, retrying ``transient`` errors.
-
-    The client's query stream re-runs a query whenever the retry predicate
-    accepts the error, with no deadline of its own: the predicate here stops
-    accepting once ``timeout`` seconds have passed, so a dead server fails
-    the call in about ``timeout`` seconds instead of minutes.
-    """
-    if timeout is None:
-        return {}
-    deadline = time.monotonic() + timeout
-
-    def predicate(exc: Exception) -> bool:
-        return isinstance(exc, transient) and time.monotonic() < deadline
-
-    policy = api_retry.Retry(
-        predicate=predicate, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
-    )
-    return {"retry": policy, "timeout": timeout}
-
-
-def _detail(exc: BaseException) -> str:
-    """What failed, without anything a credential could hide in."""
-    if isinstance(exc, api_exceptions.GoogleAPIError):
-        message = getattr(exc, "message", None) or str(exc)
-        text = f"{type(exc).__name__}: {message}"
-    elif isinstance(exc, grpc.RpcError):
-        code = exc.code() if isinstance(exc, grpc.Call) else None
-        text = f"gRPC error {code.name if code is not None else type(exc).__name__}"
-    else:
-        text = type(exc).__name__
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
-
-
-def _storage_cause(exc: BaseException) -> BaseException | None:
-    """The first Firestore, gRPC or auth error behind ``exc``, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, _STORAGE_ERRORS):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-@contextlib.contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """Turn every Firestore, gRPC and auth error raised inside into ours."""
-    try:
-        yield
-    except ServioTwilioError:
-        raise
-    except api_exceptions.AlreadyExists as exc:
-        raise DuplicateRecord(f"Firestore {operation}: the record already exists") from exc
-    except _STORAGE_ERRORS as exc:
-        _log.warning("Firestore %s failed: %s", operation, _detail(exc))
-        raise RepositoryError(f"Firestore {operation} failed: {_detail(exc)}") from exc
 
 
 def _valid_id(communication_id: object) -> bool:
@@ -382,7 +131,7 @@ class FirestoreRepository:
         """Create the record's document; an existing id raises `DuplicateRecord`."""
         item = self._with_id(communication)
         assert item.id is not None
-        with _translated("add"):
+        with translated("add"):
             self._collection.document(item.id).create(to_document(item), **self._writing())
         return item
 
@@ -402,7 +151,7 @@ class FirestoreRepository:
             if item.id in seen:
                 raise DuplicateRecord(f"the id {item.id!r} appears twice in one add_many")
             seen.add(item.id)
-        with _translated("add_many"):
+        with translated("add_many"):
             self._refuse_existing(given)
             for chunk in _chunks(items, MAX_BATCH_WRITES):
                 batch = self._client.batch()
@@ -416,7 +165,7 @@ class FirestoreRepository:
         """The record with this id, or None."""
         if not _valid_id(communication_id):
             return None
-        with _translated("get"):
+        with translated("get"):
             snapshot = self._collection.document(communication_id).get(**self._reading())
         return self._read(snapshot) if snapshot.exists else None
 
@@ -455,7 +204,7 @@ class FirestoreRepository:
                 raise RepositoryError("update function must not change the record's id")
             if updated != current:
                 document = to_document(updated)
-                removed = (snapshot.to_dict() or {}).keys() & _STORED_FIELDS - document.keys()
+                removed = (snapshot.to_dict() or {}).keys() & STORED_FIELDS - document.keys()
                 document.update(dict.fromkeys(removed))  # cleared: stored as null
                 transaction.update(ref, document)
             return updated
@@ -480,7 +229,7 @@ class FirestoreRepository:
             snapshot = ref.get(transaction=transaction, **self._reading())
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
-            seq = _integer((snapshot.to_dict() or {}).get("eventCount")) or 0
+            seq = stored_integer((snapshot.to_dict() or {}).get("eventCount")) or 0
             transaction.update(ref, {"eventCount": seq + 1})
             # The suffix keeps two writers that saw the same count (possible only
             # without isolation, as on emulators) from overwriting each other.
@@ -501,10 +250,10 @@ class FirestoreRepository:
             .collection(EVENTS_SUBCOLLECTION)
             .order_by("seq")
         )
-        with _translated("events"):
+        with translated("events"):
             snapshots = list(query.stream(**self._reading()))
         kept = [(s.to_dict() or {}, s.id) for s in snapshots]
-        kept.sort(key=lambda pair: (_integer(pair[0].get("seq")) or 0, pair[1]))
+        kept.sort(key=lambda pair: (stored_integer(pair[0].get("seq")) or 0, pair[1]))
         return [dict(data["payload"]) if "payload" in data else data for data, _ in kept]
 
     def history(
@@ -540,7 +289,7 @@ class FirestoreRepository:
 
     def ping(self) -> None:
         """Read one document of the collection (if any): `RepositoryError` when that fails."""
-        with _translated("ping"):
+        with translated("ping"):
             list(self._collection.limit(1).stream(**self._reading()))
 
     # --- helpers ---
@@ -553,24 +302,24 @@ class FirestoreRepository:
         return communication
 
     def _reading(self) -> dict[str, Any]:
-        return _call_options(self._timeout, _TRANSIENT_READ_ERRORS)
+        return read_options(self._timeout)
 
     def _writing(self) -> dict[str, Any]:
-        return _call_options(self._timeout, _TRANSIENT_WRITE_ERRORS)
+        return write_options(self._timeout)
 
     def _transact(self, operation: str, body: Callable[[Any], Any]) -> Any:
         """Run ``body(transaction)`` in a Firestore transaction, retried on contention."""
-        with _translated(operation):
+        with translated(operation):
             try:
                 return firestore.transactional(body)(self._client.transaction())
             except ValueError as exc:
                 # The client raises ValueError when it gives up after max_attempts
                 # aborts, or when it cannot roll back after a failed begin: the
                 # storage error is then its cause or context.
-                cause = _storage_cause(exc)
+                cause = storage_cause(exc)
                 if cause is None:
                     raise
-                raise RepositoryError(f"Firestore {operation} failed: {_detail(cause)}") from cause
+                raise RepositoryError(f"Firestore {operation} failed: {detail(cause)}") from cause
 
     def _refuse_existing(self, ids: list[str]) -> None:
         """Raise `DuplicateRecord` when a caller-given id is already stored.
@@ -593,7 +342,7 @@ class FirestoreRepository:
         )
 
     def _run(self, operation: str, query: Any) -> list[Communication]:
-        with _translated(operation):
+        with translated(operation):
             snapshots = list(query.stream(**self._reading()))
         records = [self._read(s) for s in snapshots]
         records.sort(key=lambda c: (c.timestamp, c.id or ""), reverse=True)
