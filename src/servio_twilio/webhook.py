@@ -22,12 +22,11 @@ import logging
 import re
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import attrs
 
 from servio_twilio.callbacks import StatusEvent, apply_status, store_inbound
-from servio_twilio.errors import ConfigurationError, MalformedCallback, RepositoryError
+from servio_twilio.errors import MalformedCallback, RepositoryError
 from servio_twilio.events import (
     CallStatusEvent,
     InboundMessageEvent,
@@ -40,6 +39,17 @@ from servio_twilio.models import utcnow
 from servio_twilio.phone import mask_phone
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.settings import TwilioSettings
+from servio_twilio.webhook_config import (
+    check_body_limit,
+    check_hooks,
+    check_prefix,
+    check_public_base_url,
+    check_repository,
+    check_settings,
+    check_trust_forwarded,
+    check_verifier,
+    is_async,
+)
 from servio_twilio.webhook_http import (
     EMPTY_TWIML,
     FORM,
@@ -106,12 +116,6 @@ _FORBIDDEN: Final = plain(403, "invalid Twilio signature\n")
 _UNAVAILABLE: Final = plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
 _STORED: Final = WebhookResponse(204, (), b"")
 _EMPTY_REPLY: Final = twiml(EMPTY_TWIML)
-
-
-def _is_async(fn: object) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    )
 
 
 def _first(value: str | None) -> str | None:
@@ -312,7 +316,7 @@ class WebhookCore:
 
     @staticmethod
     def _hook(fn: Callable[..., Any], argument: object) -> Step:
-        return Step(lambda: fn(argument), is_hook=True, is_async=_is_async(fn))
+        return Step(lambda: fn(argument), is_hook=True, is_async=is_async(fn))
 
 
 def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
@@ -341,40 +345,6 @@ def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
             )
 
 
-def _check_url(value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"public_base_url must be a str, not {type(value).__name__}")
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"public_base_url must be an http(s) URL, not {value!r}")
-    if parts.query or parts.fragment:
-        raise ConfigurationError("public_base_url must not have a query or fragment")
-    return value.rstrip("/")
-
-
-def check_prefix(prefix: object) -> str:
-    """``prefix`` without its trailing ``/``; `ConfigurationError` unless a path below ``/``."""
-    if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix:
-        raise ConfigurationError(f"prefix must be a path starting with '/', not {prefix!r}")
-    stripped = prefix.rstrip("/")
-    if not stripped:
-        raise ConfigurationError("prefix must not be '/': pass the app itself instead")
-    return stripped
-
-
-def _check_hooks(allow_async: bool, **hooks: object) -> None:
-    for name, hook in hooks.items():
-        if hook is None:
-            continue
-        if not callable(hook):
-            raise ConfigurationError(f"{name} must be callable, not {type(hook).__name__}")
-        if not allow_async and _is_async(hook):
-            raise ConfigurationError(f"{name} is async: a WSGI app needs a plain function")
-
-
 def build_core(
     *,
     settings: TwilioSettings | None,
@@ -393,39 +363,17 @@ def build_core(
     Raises:
         ConfigurationError: for anything that cannot work, naming it.
     """
-    if settings is not None and not isinstance(settings, TwilioSettings):
-        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
-    if verifier is None:
-        if settings is None:
-            raise ConfigurationError(
-                "the webhook app needs settings= (for the auth token) or verifier="
-            )
-        from servio_twilio.verifier import WebhookVerifier  # noqa: PLC0415 - receiving only
-
-        verifier = WebhookVerifier(
-            settings.auth_token, secondary_auth_token=settings.secondary_auth_token
-        )
-    elif not callable(getattr(verifier, "verify", None)):
-        raise ConfigurationError("verifier must have a verify() method, like WebhookVerifier")
-    if not isinstance(repository, CommunicationRepository):
-        raise ConfigurationError(
-            f"repository must implement CommunicationRepository, not {type(repository).__name__}"
-        )
-    if public_base_url is None and settings is not None:
-        public_base_url = settings.webhook_base_url
-    base_url = None if public_base_url is None else _check_url(public_base_url)
-    if not isinstance(trust_forwarded_headers, bool):
-        raise ConfigurationError("trust_forwarded_headers must be a bool")
-    _check_hooks(
+    settings = check_settings(settings)
+    verifier = check_verifier(verifier, settings)
+    repository = check_repository(repository)
+    base_url = check_public_base_url(public_base_url, settings)
+    trust_forwarded_headers = check_trust_forwarded(trust_forwarded_headers)
+    check_hooks(
         allow_async_hooks,
         on_event=on_event,
         on_inbound=on_inbound,
         prospect_resolver=prospect_resolver,
     )
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
-        raise ConfigurationError("max_body_bytes must be an int")
-    if max_body_bytes < 1:
-        raise ConfigurationError(f"max_body_bytes must be positive, not {max_body_bytes}")
     return WebhookCore(
         verifier=verifier,
         repository=repository,
@@ -434,5 +382,5 @@ def build_core(
         on_event=on_event,
         on_inbound=on_inbound,
         prospect_resolver=prospect_resolver,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=check_body_limit(max_body_bytes),
     )
