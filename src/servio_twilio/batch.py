@@ -42,7 +42,8 @@ from servio_twilio.results import BatchItemResult, BatchReport, OutboundMessage
 from servio_twilio.status import UNKNOWN, advance
 
 if TYPE_CHECKING:
-    from servio_twilio.client import CommunicationsClient, _PreparedSend
+    from servio_twilio.client import CommunicationsClient
+    from servio_twilio.prepare import PreparedSend as _PreparedSend
 
 __all__ = ["BatchMessage", "send_batch"]
 
