@@ -552,6 +552,77 @@ class TestInbound:
         assert reply.status == 503
 
 
+class TestRespond:
+    @pytest.mark.parametrize(
+        ("route", "params"),
+        [
+            ("/message-status", message_params(SM, "delivered", ErrorCode="30003")),
+            ("/call-status", call_params(CA, "completed", CallDuration="12")),
+            ("/recording-status", recording_params(CA, sid("RE", 12), RecordingDuration="7")),
+            ("/inbound", inbound_params(SM, NumMedia="1", MediaUrl0="https://m.test/0")),
+            ("/inbound", {"From": PROSPECT_NUMBER}),
+            ("/nope", message_params(SM, "sent")),
+        ],
+    )
+    def test_direct_answers_as_the_steps_do(self, route: str, params: dict[str, str]) -> None:
+        """Without hooks, respond stores and answers exactly as run_sync(handle) does."""
+        direct, stepped = core(), core()
+        for webhook in (direct, stepped):
+            webhook.repository.add(
+                Communication(id="c1", channel=Channel.CALL, to="+1", from_="+2")
+            )
+        found_by_cid = request(route, params, query="cid=c1")
+        assert direct.respond(found_by_cid) == answer(stepped, found_by_cid)
+        created = request(route, {**params, "CallSid": CA + "0", "MessageSid": SM + "0"})
+        assert direct.respond(created) == answer(stepped, created)
+        assert direct.respond(created) == answer(stepped, created)  # again: an update
+
+        def stored(webhook: WebhookCore) -> list[Any]:
+            repository: Any = webhook.repository
+            records = sorted(repository._records.values(), key=lambda c: c.id or "")
+            times = ("timestamp", "created_at", "updated_at")
+            return [
+                (
+                    {k: v for k, v in c.to_dict().items() if k not in times},
+                    [e["params"] for e in repository.events(c.id)],
+                )
+                for c in records
+            ]
+
+        assert stored(direct) == stored(stepped)
+
+    @pytest.mark.parametrize(
+        ("route", "params"),
+        [("/message-status", message_params(SM, "sent")), ("/inbound", inbound_params(SM))],
+    )
+    def test_storage_down_503(self, route: str, params: dict[str, str]) -> None:
+        """The direct path answers a RepositoryError with 503 and Retry-After too."""
+        reply = core(repository=_DownRepository()).respond(request(route, params))
+        assert reply.status == 503
+        assert ("retry-after", "5") in reply.headers
+
+    def test_hooks_still_run(self) -> None:
+        """With hooks, respond runs every step inline: on_inbound's TwiML, then on_event."""
+        seen: list[Any] = []
+        webhook = core(on_inbound=lambda event: "<Response>hi</Response>", on_event=seen.append)
+        reply = webhook.respond(request("/inbound", inbound_params(SM)))
+        assert reply.body == b"<Response>hi</Response>"
+        ((event,),) = [seen]
+        assert isinstance(event, InboundMessageEvent)
+        assert event.raw == inbound_params(SM)
+
+    def test_inline_only_without_hooks_and_blocking(self) -> None:
+        """inline: no hooks and a repository that is not blocking."""
+
+        class Blocking(InMemoryRepository):
+            blocking = True
+
+        assert core().inline
+        assert not core(on_event=print).inline
+        assert not core(prospect_resolver=lambda number: None).inline
+        assert not core(repository=Blocking()).inline
+
+
 class TestRunSync:
     def test_hook_returning_awaitable_is_an_error_not_a_hang(self) -> None:
         """A WSGI hook that returns a coroutine is closed and treated as failed."""

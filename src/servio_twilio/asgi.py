@@ -4,7 +4,8 @@ A thin adapter over `servio_twilio.webhook`: it reads the request (body across
 ``more_body`` messages, never past ``max_body_bytes``), lets the core judge it,
 and sends the answer. Work the core asks for runs inline, except that async
 hooks are awaited and, when the repository is ``blocking``, the repository and
-plain hooks run in a worker thread.
+plain hooks run in a worker thread. With no hooks and a repository that is not
+``blocking``, the core answers directly (`WebhookCore.respond`).
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def make_asgi_app(
                 body=body,
                 body_complete=complete,
             )
-            response = await _drive(core.handle(request), blocking=core.blocking)
+            if core.inline:
+                response = core.respond(request)
+            else:
+                response = await _drive(core.handle(request), blocking=core.blocking)
             await _send(send, response)
         elif kind == "lifespan":
             await _lifespan(receive, send)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
@@ -27,17 +27,22 @@ from servio_twilio.events import (
     InboundMessageEvent,
     MessageStatusEvent,
     RecordingStatusEvent,
+    WebhookEvent,
+    copy_params,
 )
 from servio_twilio.models import Channel, Communication, Direction
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.status import RECEIVED, UNKNOWN, advance
 
 __all__ = [
+    "Callback",
     "StatusEvent",
     "apply_status",
     "event_record",
     "sid_record_id",
     "store_inbound",
+    "store_inbound_callback",
+    "store_status",
     "valid_cid",
 ]
 
@@ -65,24 +70,55 @@ def event_record(route: str, params: dict[str, Any], received_at: datetime) -> d
     return {"route": route, "receivedAt": received_at.isoformat(), "params": params}
 
 
-def _channel(event: StatusEvent) -> Channel:
-    if isinstance(event, MessageStatusEvent):
-        return event.channel
-    return Channel.CALL
+class Callback(NamedTuple):
+    """One verified callback as the webhook core stores it, before any event is built.
+
+    ``kind`` is the event class it stands for; ``fields`` that class's typed
+    fields as `servio_twilio.events` parses them (all but ``cid`` and ``raw``);
+    ``params`` the form fields as received, kept as they are (the repository
+    copies what it keeps).
+    """
+
+    route: str
+    kind: type[WebhookEvent]
+    fields: dict[str, Any]
+    cid: str | None
+    params: dict[str, str | list[str]]
+
+    @property
+    def sid(self) -> str:
+        """The SID of the record it stores or updates (the message's or the call's)."""
+        sid: str = self.fields[_SID_FIELD[self.kind]]
+        return sid
+
+    def event(self) -> WebhookEvent:
+        """The typed event, for a hook (its ``raw`` a copy of ``params``)."""
+        return self.kind(**self.fields, cid=self.cid, raw=copy_params(self.params))
 
 
-def _new_record(event: StatusEvent, now: datetime) -> Communication:
+_SID_FIELD: Final[dict[type, str]] = {
+    MessageStatusEvent: "message_sid",
+    CallStatusEvent: "call_sid",
+    RecordingStatusEvent: "call_sid",
+    InboundMessageEvent: "message_sid",
+}
+
+
+def _of_event(event: WebhookEvent, route: str) -> Callback:
+    fields = {field.name: getattr(event, field.name) for field in attrs.fields(type(event))}
+    return Callback(route, type(event), fields, event.cid, event.raw)
+
+
+def _new_record(callback: Callback, now: datetime) -> Communication:
     """A record made from the callback's own fields, for a SID nothing else knows."""
-    to = from_ = ""
-    if not isinstance(event, RecordingStatusEvent):
-        to, from_ = event.to or "", event.from_ or ""
+    fields = callback.fields
     return Communication(
-        id=sid_record_id(event.sid),
-        channel=_channel(event),
+        id=sid_record_id(callback.sid),
+        channel=fields["channel"] if callback.kind is MessageStatusEvent else Channel.CALL,
         direction=Direction.OUTBOUND,
-        to=to,
-        from_=from_,
-        twilio_sid=event.sid,
+        to=fields.get("to") or "",
+        from_=fields.get("from_") or "",
+        twilio_sid=callback.sid,
         status=UNKNOWN,
         timestamp=now,
         created_at=now,
@@ -90,27 +126,29 @@ def _new_record(event: StatusEvent, now: datetime) -> Communication:
     )
 
 
-def _observe(event: StatusEvent, now: datetime) -> Callable[[Communication], Communication]:
-    """The pure update ``fn`` one callback applies to its record."""
-    if isinstance(event, RecordingStatusEvent):
-        completed = event.status == "completed"
+def _observe(callback: Callback, now: datetime) -> Callable[[Communication], Communication]:
+    """The pure update ``fn`` one status callback applies to its record."""
+    fields = callback.fields
+    if callback.kind is RecordingStatusEvent:
+        completed = fields["status"] == "completed"
         observation: dict[str, Any] = {
-            "recording_sid": event.recording_sid,
-            "recording_url": event.recording_url if completed else None,
-            "recording_duration": event.duration if completed else None,
+            "recording_sid": fields["recording_sid"],
+            "recording_url": fields["recording_url"] if completed else None,
+            "recording_duration": fields["duration"] if completed else None,
         }
         to = from_ = None
     else:
-        error = event.error_message
-        if error is None and event.error_code is not None:
-            error = f"Twilio error {event.error_code}"
-        observation = {"status": event.status, "error": error, "error_code": event.error_code}
-        if isinstance(event, CallStatusEvent):
-            observation["duration"] = event.duration
-        to, from_ = event.to, event.from_
+        error, error_code = fields["error_message"], fields["error_code"]
+        if error is None and error_code is not None:
+            error = f"Twilio error {error_code}"
+        observation = {"status": fields["status"], "error": error, "error_code": error_code}
+        if callback.kind is CallStatusEvent:
+            observation["duration"] = fields["duration"]
+        to, from_ = fields["to"], fields["from_"]
+    sid = callback.sid
 
     def apply(record: Communication) -> Communication:
-        updated = advance(record, updated_at=now, twilio_sid=event.sid, **observation)
+        updated = advance(record, updated_at=now, twilio_sid=sid, **observation)
         # A record created from a recording callback learns its numbers later.
         fill: dict[str, Any] = {}
         if not updated.to and to:
@@ -124,17 +162,40 @@ def _observe(event: StatusEvent, now: datetime) -> Callable[[Communication], Com
     return apply
 
 
-def _find(repository: CommunicationRepository, event: StatusEvent) -> str | None:
+def _find(repository: CommunicationRepository, sid: str, cid: str | None) -> str | None:
     """The id of the record a status callback belongs to, or None."""
-    found = repository.find_by_sid(event.sid)
+    found = repository.find_by_sid(sid)
     if found is not None:
         return found.id
-    cid = valid_cid(event.cid)
+    cid = valid_cid(cid)
     if cid is not None:
         pending = repository.get(cid)
-        if pending is not None and pending.twilio_sid in (None, event.sid):
+        if pending is not None and pending.twilio_sid in (None, sid):
             return pending.id
     return None
+
+
+def store_status(
+    repository: CommunicationRepository, callback: Callback, *, received_at: datetime
+) -> Communication:
+    """Apply one verified status callback to its record, and keep it.
+
+    Raises `RepositoryError` when storage fails.
+    """
+    observe = _observe(callback, received_at)
+    sid = callback.sid
+    record_id = _find(repository, sid, callback.cid)
+    if record_id is None:
+        record_id = sid_record_id(sid)
+        try:
+            # Created already observed: the same record as an add, then this update.
+            record = repository.add(observe(_new_record(callback, received_at)))
+        except DuplicateRecord:  # a racing callback created it: update it like any other
+            record = repository.update(record_id, observe)
+    else:
+        record = repository.update(record_id, observe)
+    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
+    return record
 
 
 def apply_status(
@@ -148,26 +209,13 @@ def apply_status(
 
     Raises `RepositoryError` when storage fails.
     """
-    observe = _observe(event, received_at)
-    record_id = _find(repository, event)
-    if record_id is None:
-        record_id = sid_record_id(event.sid)
-        try:
-            # Created already observed: the same record as an add, then this update.
-            record = repository.add(observe(_new_record(event, received_at)))
-        except DuplicateRecord:  # a racing callback created it: update it like any other
-            record = repository.update(record_id, observe)
-    else:
-        record = repository.update(record_id, observe)
-    repository.append_event(record_id, event_record(route, event.raw, received_at))
-    return record
+    return store_status(repository, _of_event(event, route), received_at=received_at)
 
 
-def store_inbound(
+def store_inbound_callback(
     repository: CommunicationRepository,
-    event: InboundMessageEvent,
+    callback: Callback,
     *,
-    route: str,
     received_at: datetime,
     prospect_id: str | None,
     resolve: bool,
@@ -179,29 +227,50 @@ def store_inbound(
     ``sid-<MessageSid>``: a repeated delivery keeps the first record and adds
     only the callback. Raises `RepositoryError` when storage fails.
     """
+    fields = callback.fields
     if resolve:
-        latest = repository.latest_outbound_to(event.from_)
+        latest = repository.latest_outbound_to(fields["from_"])
         prospect_id = latest.prospect_id if latest is not None else None
+    media_urls = fields["media_urls"]
+    record_id = sid_record_id(callback.sid)
     record = Communication(
-        id=sid_record_id(event.message_sid),
+        id=record_id,
         prospect_id=prospect_id,
-        channel=event.channel,
+        channel=fields["channel"],
         direction=Direction.INBOUND,
-        to=event.to,
-        from_=event.from_,
-        body=event.body,
-        media_url=event.media_urls[0] if event.media_urls else None,
-        media_urls=event.media_urls,
-        twilio_sid=event.message_sid,
+        to=fields["to"],
+        from_=fields["from_"],
+        body=fields["body"],
+        media_url=media_urls[0] if media_urls else None,
+        media_urls=media_urls,
+        twilio_sid=callback.sid,
         status=RECEIVED,
         timestamp=received_at,
         created_at=received_at,
         updated_at=received_at,
     )
-    record_id = sid_record_id(event.message_sid)
     try:
         stored = repository.add(record)
     except DuplicateRecord:
         stored = repository.get(record_id) or record
-    repository.append_event(record_id, event_record(route, event.raw, received_at))
+    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
     return stored
+
+
+def store_inbound(
+    repository: CommunicationRepository,
+    event: InboundMessageEvent,
+    *,
+    route: str,
+    received_at: datetime,
+    prospect_id: str | None,
+    resolve: bool,
+) -> Communication:
+    """`store_inbound_callback` for a parsed `InboundMessageEvent`."""
+    return store_inbound_callback(
+        repository,
+        _of_event(event, route),
+        received_at=received_at,
+        prospect_id=prospect_id,
+        resolve=resolve,
+    )

@@ -30,6 +30,11 @@ __all__ = [
     "Params",
     "RecordingStatusEvent",
     "WebhookEvent",
+    "call_status_fields",
+    "copy_params",
+    "inbound_message_fields",
+    "message_status_fields",
+    "recording_status_fields",
 ]
 
 Params = Mapping[str, str | Sequence[str]]
@@ -51,10 +56,14 @@ def _value(params: Params, key: str) -> str | None:
 
 
 def _text(params: Params, key: str) -> str | None:
-    """The field's value stripped, or None when absent or blank."""
-    value = _value(params, key)
+    """The field's value (its first, when repeated) stripped, or None when absent or blank."""
+    value = params.get(key)
     if value is None:
         return None
+    if not isinstance(value, str):
+        if not len(value):
+            return None
+        value = value[0]
     return value.strip() or None
 
 
@@ -108,7 +117,8 @@ def _channel(to: str | None, from_: str | None) -> Channel:
     return Channel.SMS
 
 
-def _raw(params: Params) -> dict[str, str | list[str]]:
+def copy_params(params: Params) -> dict[str, str | list[str]]:
+    """A copy of ``params`` as an event's ``raw`` holds it (a repeated field's values as a list)."""
     return {k: v if isinstance(v, str) else list(v) for k, v in params.items()}
 
 
@@ -143,26 +153,7 @@ class MessageStatusEvent:
     @classmethod
     def from_params(cls, params: Params, *, cid: str | None = None) -> MessageStatusEvent:
         """Parse Twilio's form fields; raise `MalformedCallback` when a needed one is wrong."""
-        problems: list[str] = []
-        sid = _checked(params, ("MessageSid", "SmsSid"), _SID, problems)
-        status = _checked(params, ("MessageStatus", "SmsStatus"), _STATUS, problems)
-        account_sid = _optional_sid(params, "AccountSid", problems)
-        if problems:
-            raise _fail("message status", problems)
-        to, from_ = _text(params, "To"), _text(params, "From")
-        return cls(
-            message_sid=sid,
-            status=status.lower(),
-            channel=_channel(to, from_),
-            to=_number(to),
-            from_=_number(from_),
-            account_sid=account_sid,
-            messaging_service_sid=_text(params, "MessagingServiceSid"),
-            error_code=_int(params, "ErrorCode"),
-            error_message=_text(params, "ErrorMessage"),
-            cid=cid,
-            raw=_raw(params),
-        )
+        return cls(**message_status_fields(params), cid=cid, raw=copy_params(params))
 
     @property
     def sid(self) -> str:
@@ -201,26 +192,7 @@ class CallStatusEvent:
     @classmethod
     def from_params(cls, params: Params, *, cid: str | None = None) -> CallStatusEvent:
         """Parse Twilio's form fields; raise `MalformedCallback` when a needed one is wrong."""
-        problems: list[str] = []
-        sid = _checked(params, ("CallSid",), _SID, problems)
-        status = _checked(params, ("CallStatus",), _STATUS, problems)
-        account_sid = _optional_sid(params, "AccountSid", problems)
-        if problems:
-            raise _fail("call status", problems)
-        return cls(
-            call_sid=sid,
-            status=status.lower(),
-            to=_number(_text(params, "To")),
-            from_=_number(_text(params, "From")),
-            account_sid=account_sid,
-            direction=_text(params, "Direction"),
-            duration=_int(params, "CallDuration"),
-            sequence_number=_int(params, "SequenceNumber"),
-            error_code=_int(params, "ErrorCode"),
-            error_message=_text(params, "ErrorMessage"),
-            cid=cid,
-            raw=_raw(params),
-        )
+        return cls(**call_status_fields(params), cid=cid, raw=copy_params(params))
 
     @property
     def sid(self) -> str:
@@ -256,25 +228,7 @@ class RecordingStatusEvent:
     @classmethod
     def from_params(cls, params: Params, *, cid: str | None = None) -> RecordingStatusEvent:
         """Parse Twilio's form fields; raise `MalformedCallback` when a needed one is wrong."""
-        problems: list[str] = []
-        recording_sid = _checked(params, ("RecordingSid",), _SID, problems)
-        call_sid = _checked(params, ("CallSid",), _SID, problems)
-        status = _text(params, "RecordingStatus") or "completed"
-        if not _STATUS.fullmatch(status):
-            problems.append("RecordingStatus is malformed")
-        account_sid = _optional_sid(params, "AccountSid", problems)
-        if problems:
-            raise _fail("recording status", problems)
-        return cls(
-            recording_sid=recording_sid,
-            call_sid=call_sid,
-            status=status.lower(),
-            recording_url=_text(params, "RecordingUrl"),
-            duration=_int(params, "RecordingDuration"),
-            account_sid=account_sid,
-            cid=cid,
-            raw=_raw(params),
-        )
+        return cls(**recording_status_fields(params), cid=cid, raw=copy_params(params))
 
     @property
     def sid(self) -> str:
@@ -314,46 +268,7 @@ class InboundMessageEvent:
     @classmethod
     def from_params(cls, params: Params, *, cid: str | None = None) -> InboundMessageEvent:
         """Parse Twilio's form fields; raise `MalformedCallback` when a needed one is wrong."""
-        problems: list[str] = []
-        sid = _checked(params, ("MessageSid", "SmsMessageSid", "SmsSid"), _SID, problems)
-        to_text, from_text = _text(params, "To"), _text(params, "From")
-        from_ = _number(from_text)
-        to = _number(to_text)
-        if not from_:
-            problems.append("From is missing")
-        if not to:
-            problems.append("To is missing")
-        account_sid = _optional_sid(params, "AccountSid", problems)
-        num_media = _text(params, "NumMedia")
-        count = 0
-        if num_media is not None:
-            if _INT.fullmatch(num_media) and int(num_media) <= _MAX_MEDIA:
-                count = int(num_media)
-            else:
-                problems.append("NumMedia is malformed")
-        if problems:
-            raise _fail("inbound message", problems)
-        urls: list[str] = []
-        types: list[str] = []
-        for index in range(count):
-            url = _text(params, f"MediaUrl{index}")
-            if url is not None:
-                urls.append(url)
-                types.append(_text(params, f"MediaContentType{index}") or "")
-        return cls(
-            message_sid=sid,
-            from_=from_ or "",
-            to=to or "",
-            channel=_channel(to_text, from_text),
-            body=_value(params, "Body") or "",
-            media_urls=tuple(urls),
-            media_content_types=tuple(types),
-            account_sid=account_sid,
-            messaging_service_sid=_text(params, "MessagingServiceSid"),
-            profile_name=_text(params, "ProfileName"),
-            cid=cid,
-            raw=_raw(params),
-        )
+        return cls(**inbound_message_fields(params), cid=cid, raw=copy_params(params))
 
     @property
     def sid(self) -> str:
@@ -367,3 +282,116 @@ class InboundMessageEvent:
 
 WebhookEvent = MessageStatusEvent | CallStatusEvent | RecordingStatusEvent | InboundMessageEvent
 """Any event the webhook apps pass to ``on_event``."""
+
+
+# Each event's typed fields (the keyword arguments of its class, but ``cid`` and
+# ``raw``), parsed from Twilio's form fields: the one place each route's fields
+# are checked. The webhook core applies them as they are and builds the event
+# only for a hook.
+
+
+def message_status_fields(params: Params) -> dict[str, Any]:
+    """`MessageStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
+    problems: list[str] = []
+    sid = _checked(params, ("MessageSid", "SmsSid"), _SID, problems)
+    status = _checked(params, ("MessageStatus", "SmsStatus"), _STATUS, problems)
+    account_sid = _optional_sid(params, "AccountSid", problems)
+    if problems:
+        raise _fail("message status", problems)
+    to, from_ = _text(params, "To"), _text(params, "From")
+    return {
+        "message_sid": sid,
+        "status": status.lower(),
+        "channel": _channel(to, from_),
+        "to": _number(to),
+        "from_": _number(from_),
+        "account_sid": account_sid,
+        "messaging_service_sid": _text(params, "MessagingServiceSid"),
+        "error_code": _int(params, "ErrorCode"),
+        "error_message": _text(params, "ErrorMessage"),
+    }
+
+
+def call_status_fields(params: Params) -> dict[str, Any]:
+    """`CallStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
+    problems: list[str] = []
+    sid = _checked(params, ("CallSid",), _SID, problems)
+    status = _checked(params, ("CallStatus",), _STATUS, problems)
+    account_sid = _optional_sid(params, "AccountSid", problems)
+    if problems:
+        raise _fail("call status", problems)
+    return {
+        "call_sid": sid,
+        "status": status.lower(),
+        "to": _number(_text(params, "To")),
+        "from_": _number(_text(params, "From")),
+        "account_sid": account_sid,
+        "direction": _text(params, "Direction"),
+        "duration": _int(params, "CallDuration"),
+        "sequence_number": _int(params, "SequenceNumber"),
+        "error_code": _int(params, "ErrorCode"),
+        "error_message": _text(params, "ErrorMessage"),
+    }
+
+
+def recording_status_fields(params: Params) -> dict[str, Any]:
+    """`RecordingStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
+    problems: list[str] = []
+    recording_sid = _checked(params, ("RecordingSid",), _SID, problems)
+    call_sid = _checked(params, ("CallSid",), _SID, problems)
+    status = _text(params, "RecordingStatus") or "completed"
+    if not _STATUS.fullmatch(status):
+        problems.append("RecordingStatus is malformed")
+    account_sid = _optional_sid(params, "AccountSid", problems)
+    if problems:
+        raise _fail("recording status", problems)
+    return {
+        "recording_sid": recording_sid,
+        "call_sid": call_sid,
+        "status": status.lower(),
+        "recording_url": _text(params, "RecordingUrl"),
+        "duration": _int(params, "RecordingDuration"),
+        "account_sid": account_sid,
+    }
+
+
+def inbound_message_fields(params: Params) -> dict[str, Any]:
+    """`InboundMessageEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
+    problems: list[str] = []
+    sid = _checked(params, ("MessageSid", "SmsMessageSid", "SmsSid"), _SID, problems)
+    to_text, from_text = _text(params, "To"), _text(params, "From")
+    from_ = _number(from_text)
+    to = _number(to_text)
+    if not from_:
+        problems.append("From is missing")
+    if not to:
+        problems.append("To is missing")
+    account_sid = _optional_sid(params, "AccountSid", problems)
+    num_media = _text(params, "NumMedia")
+    count = 0
+    if num_media is not None:
+        if _INT.fullmatch(num_media) and int(num_media) <= _MAX_MEDIA:
+            count = int(num_media)
+        else:
+            problems.append("NumMedia is malformed")
+    if problems:
+        raise _fail("inbound message", problems)
+    urls: list[str] = []
+    types: list[str] = []
+    for index in range(count):
+        url = _text(params, f"MediaUrl{index}")
+        if url is not None:
+            urls.append(url)
+            types.append(_text(params, f"MediaContentType{index}") or "")
+    return {
+        "message_sid": sid,
+        "from_": from_ or "",
+        "to": to or "",
+        "channel": _channel(to_text, from_text),
+        "body": _value(params, "Body") or "",
+        "media_urls": tuple(urls),
+        "media_content_types": tuple(types),
+        "account_sid": account_sid,
+        "messaging_service_sid": _text(params, "MessagingServiceSid"),
+        "profile_name": _text(params, "ProfileName"),
+    }

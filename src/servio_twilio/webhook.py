@@ -9,10 +9,13 @@ stored status callback answers 204; ``/inbound`` answers 200 ``text/xml``.
 
 It is written sans-I/O: ``handle`` is a generator that yields each piece of
 work it needs done (a repository call, a user hook) as a `Step` and receives
-its result. The WSGI app runs every step inline (`run_sync`); the ASGI app
-awaits async hooks and runs the rest in a worker thread when the repository
-is ``blocking``. Judging is pure: nothing is written before the signature
-verifies.
+its result. The WSGI app runs every step inline (`WebhookCore.respond`); the
+ASGI app awaits async hooks and runs the rest in a worker thread when the
+repository is ``blocking``. With no hooks, the only work is the store itself:
+``respond`` then calls it directly, and an ASGI app whose repository is not
+``blocking`` does the same (`WebhookCore.inline`). Judging is pure: nothing is
+written before the signature verifies, and the typed event is built only for
+a hook.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import inspect
 import logging
 import re
 from collections.abc import Callable, Generator, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
-from servio_twilio.callbacks import StatusEvent, apply_status, store_inbound
+from servio_twilio.callbacks import Callback, store_inbound_callback, store_status
 from servio_twilio.errors import MalformedCallback, RepositoryError
 from servio_twilio.events import (
     CallStatusEvent,
@@ -34,6 +38,10 @@ from servio_twilio.events import (
     Params,
     RecordingStatusEvent,
     WebhookEvent,
+    call_status_fields,
+    inbound_message_fields,
+    message_status_fields,
+    recording_status_fields,
 )
 from servio_twilio.models import utcnow
 from servio_twilio.phone import mask_phone
@@ -76,17 +84,12 @@ __all__ = [
 log = logging.getLogger("servio_twilio.webhook")
 
 _INBOUND: Final = "inbound"
-_PARSERS: Final[dict[str, Callable[..., WebhookEvent]]] = {
-    "message-status": MessageStatusEvent.from_params,
-    "call-status": CallStatusEvent.from_params,
-    "recording-status": RecordingStatusEvent.from_params,
-    _INBOUND: InboundMessageEvent.from_params,
-}
-_ROUTE_OF: Final[dict[type, str]] = {
-    MessageStatusEvent: "message-status",
-    CallStatusEvent: "call-status",
-    RecordingStatusEvent: "recording-status",
-    InboundMessageEvent: _INBOUND,
+# Route name -> (the parser of its event's fields, the event class).
+_PARSERS: Final[dict[str, tuple[Callable[[Params], dict[str, Any]], type[WebhookEvent]]]] = {
+    "message-status": (message_status_fields, MessageStatusEvent),
+    "call-status": (call_status_fields, CallStatusEvent),
+    "recording-status": (recording_status_fields, RecordingStatusEvent),
+    _INBOUND: (inbound_message_fields, InboundMessageEvent),
 }
 ROUTES: Final[Mapping[str, str]] = {"/" + name: name for name in _PARSERS}
 """Route path (relative to the mount point) -> route name."""
@@ -153,6 +156,9 @@ class WebhookCore:
         self._on_inbound = on_inbound
         self._resolver = prospect_resolver
         self.max_body_bytes = max_body_bytes
+        self._hookless = on_event is None and on_inbound is None and prospect_resolver is None
+        self.inline = self._hookless and not self.blocking
+        """True when `respond` may run in an event loop: no hooks, a non-blocking repository."""
 
     def __repr__(self) -> str:
         return f"<WebhookCore base_url={self._base_url!r} repository={self.repository!r}>"
@@ -175,14 +181,28 @@ class WebhookCore:
         verdict = self.judge(request)
         if isinstance(verdict, WebhookResponse):
             return verdict
-        if isinstance(verdict, InboundMessageEvent):
+        if verdict.route == _INBOUND:
             return (yield from self._inbound(verdict))
         return (yield from self._status(verdict))
 
+    def respond(self, request: WebhookRequest) -> WebhookResponse:
+        """The answer to ``request``, every step done inline (`run_sync` of `handle`).
+
+        With no hooks the store is called directly, without the steps.
+        """
+        if not self._hookless:
+            return run_sync(self.handle(request))
+        verdict = self.judge(request)
+        if isinstance(verdict, WebhookResponse):
+            return verdict
+        if verdict.route == _INBOUND:
+            return self._store_inbound(verdict, utcnow(), None, resolve=True)
+        return self._store_status(verdict, utcnow())
+
     def judge(  # noqa: PLR0911 - one answer per rule, in the documented order
         self, request: WebhookRequest
-    ) -> WebhookResponse | WebhookEvent:
-        """The answer to a request refused, or the event of a verified callback (pure)."""
+    ) -> WebhookResponse | Callback:
+        """The answer to a request refused, or the verified callback's fields (pure)."""
         route = ROUTES.get(request.route)
         if route is None:
             return NOT_FOUND
@@ -197,11 +217,13 @@ class WebhookCore:
             return _UNDECODABLE
         if not self._verified(request, params):
             return _FORBIDDEN
+        parse, kind = _PARSERS[route]
         try:
-            return _PARSERS[route](params, cid=_cid(request.query))
+            fields = parse(params)
         except MalformedCallback as exc:
             log.warning("refused a %s callback: %s", route, exc)
             return plain(400, f"{exc}\n")
+        return Callback(route, kind, fields, _cid(request.query), params)
 
     def _verified(self, request: WebhookRequest, params: Params) -> bool:
         url = self.verified_url(request)
@@ -233,35 +255,43 @@ class WebhookCore:
             return False
         return True
 
-    def _status(self, event: StatusEvent) -> Generator[Step, Any, WebhookResponse]:
+    def _status(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:
         received_at = utcnow()
-        route = _ROUTE_OF[type(event)]
-        repository = self.repository
+        response: WebhookResponse = yield Step(lambda: self._store_status(callback, received_at))
+        if response is _STORED and self._on_event is not None:
+            yield from self._notify(callback.event())
+        return response
+
+    def _store_status(self, callback: Callback, received_at: datetime) -> WebhookResponse:
         try:
-            yield Step(
-                lambda: apply_status(repository, event, route=route, received_at=received_at)
-            )
+            store_status(self.repository, callback, received_at=received_at)
         except RepositoryError as exc:
-            log.error("could not store a %s callback for %s: %s", route, event.sid, exc)
+            log.error("could not store a %s callback for %s: %s", callback.route, callback.sid, exc)
             return _UNAVAILABLE
-        log.debug("stored a %s callback for %s (%s)", route, event.sid, event.status)
-        if self._on_event is not None:
-            yield from self._notify(event)
+        log.debug(
+            "stored a %s callback for %s (%s)",
+            callback.route,
+            callback.sid,
+            callback.fields["status"],
+        )
         return _STORED
 
-    def _inbound(self, event: InboundMessageEvent) -> Generator[Step, Any, WebhookResponse]:
+    def _inbound(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:
         received_at = utcnow()
+        hooked = self._on_inbound is not None or self._on_event is not None
+        event = callback.event() if hooked else None
         prospect_id: str | None = None
         resolve = True
         resolver = self._resolver
         if resolver is not None:
+            sender = callback.fields["from_"]
             try:
-                answer = yield self._hook(resolver, event.from_)
+                answer = yield self._hook(resolver, sender)
             except Exception:
                 log.exception(
                     "prospect_resolver failed for %s; attributing by the latest outbound "
                     "message instead",
-                    mask_phone(event.from_),
+                    mask_phone(sender),
                 )
             else:
                 resolve = False
@@ -273,23 +303,11 @@ class WebhookCore:
                         "left unattributed",
                         type(answer).__name__,
                     )
-        repository = self.repository
-        try:
-            yield Step(
-                lambda: store_inbound(
-                    repository,
-                    event,
-                    route=_INBOUND,
-                    received_at=received_at,
-                    prospect_id=prospect_id,
-                    resolve=resolve,
-                )
-            )
-        except RepositoryError as exc:
-            log.error("could not store an inbound message %s: %s", event.message_sid, exc)
-            return _UNAVAILABLE
-        log.debug("stored an inbound message %s from %s", event.sid, mask_phone(event.from_))
-        reply = _EMPTY_REPLY
+        reply: WebhookResponse = yield Step(
+            lambda: self._store_inbound(callback, received_at, prospect_id, resolve=resolve)
+        )
+        if reply is _UNAVAILABLE or event is None:
+            return reply
         if self._on_inbound is not None:
             try:
                 answer = yield self._hook(self._on_inbound, event)
@@ -305,6 +323,30 @@ class WebhookCore:
                     )
         yield from self._notify(event)
         return reply
+
+    def _store_inbound(
+        self,
+        callback: Callback,
+        received_at: datetime,
+        prospect_id: str | None,
+        *,
+        resolve: bool,
+    ) -> WebhookResponse:
+        try:
+            store_inbound_callback(
+                self.repository,
+                callback,
+                received_at=received_at,
+                prospect_id=prospect_id,
+                resolve=resolve,
+            )
+        except RepositoryError as exc:
+            log.error("could not store an inbound message %s: %s", callback.sid, exc)
+            return _UNAVAILABLE
+        if log.isEnabledFor(logging.DEBUG):
+            sender = mask_phone(callback.fields["from_"])
+            log.debug("stored an inbound message %s from %s", callback.sid, sender)
+        return _EMPTY_REPLY
 
     def _notify(self, event: WebhookEvent) -> Generator[Step, Any, None]:
         if self._on_event is None:

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.settings import TwilioSettings
-from servio_twilio.webhook import ROUTES, WebhookRequest, build_core, check_prefix, run_sync
+from servio_twilio.webhook import ROUTES, WebhookRequest, build_core, check_prefix
 from servio_twilio.webhook_http import declared_length
 
 __all__ = ["WSGIApp", "make_wsgi_app", "mount_wsgi"]
@@ -93,7 +93,7 @@ def make_wsgi_app(
             body=body,
             body_complete=complete,
         )
-        response = run_sync(core.handle(request))
+        response = core.respond(request)
         reply_headers = list(response.headers)
         if response.status != 204:
             reply_headers.append(("content-length", str(len(response.body))))
