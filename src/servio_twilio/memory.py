@@ -27,13 +27,16 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_copy_value(item) for item in value]
     if isinstance(value, Mapping):
-        return {key: _copy_value(item) for key, item in value.items()}
+        return _copy_event(value)
     return copy.deepcopy(value)
 
 
 def _copy_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of a JSON-shaped event, several times faster than `copy.deepcopy`."""
-    return {key: _copy_value(value) for key, value in event.items()}
+    # Most values are str: skipping the call for them halves the cost.
+    return {
+        key: value if type(value) is str else _copy_value(value) for key, value in event.items()
+    }
 
 
 def new_id() -> str:

@@ -136,8 +136,9 @@ def decode_form(body: bytes) -> dict[str, str | list[str]] | None:
         for piece in pieces:
             if not piece:
                 continue
-            raw_name, _, raw_value = piece.partition("=")
-            name, value = _unquote(raw_name), _unquote(raw_value)
+            name, _, value = piece.partition("=")
+            if "%" in piece or "+" in piece:
+                name, value = _unquote(name), _unquote(value)
             present = params.get(name)
             if present is None:
                 params[name] = value
