@@ -123,7 +123,14 @@ class TestAttributes:
         """``.raw`` is the input as given, ``.reason`` why it was refused."""
         error = InvalidPhoneNumber(12, "expected a string")
         assert (error.raw, error.reason) == (12, "expected a string")
-        assert str(error) == "invalid phone number 12: expected a string"
+        assert str(error) == "invalid phone number <int>: expected a string"
+
+    def test_invalid_phone_number_message_masks_the_number(self) -> None:
+        """The message (which ends up in logs) masks the number; ``.raw`` keeps it whole."""
+        error = InvalidPhoneNumber("whatsapp:+5511999999999", "no whatsapp: prefix for SMS")
+        assert "+5511999999999" not in str(error)
+        assert "+55119*****999" in str(error)
+        assert error.raw == "whatsapp:+5511999999999"
 
     def test_batch_too_large(self) -> None:
         """``.size`` and ``.limit`` are kept and said."""
@@ -213,7 +220,7 @@ class TestBoundedMessages:
         error = InvalidPhoneNumber(BIG, "too long")
         assert error.raw is BIG
         assert len(str(error)) < 120
-        assert "1000002 chars" in str(error)
+        assert f"<{len(BIG)} chars>" in str(error)
 
     def test_send_limit_exceeded(self) -> None:
         """A 1 MB prospect id does not make a 1 MB message."""
@@ -236,4 +243,4 @@ class TestBoundedMessages:
                 raise RuntimeError("no")
 
         error = InvalidPhoneNumber(Hostile(), "expected a string")
-        assert "Hostile object" in str(error)
+        assert "<Hostile>" in str(error)

@@ -68,11 +68,12 @@ class TestIsAsync:
 
     @pytest.mark.parametrize(
         "fn",
-        [_sync_hook, _SyncCallable(), lambda event: None, print, object()],
-        ids=["function", "callable-object", "lambda", "builtin", "not-callable"],
+        [_sync_hook, _SyncCallable(), lambda event: None, print, object(), _AsyncCallable],
+        ids=["function", "callable-object", "lambda", "builtin", "not-callable", "class"],
     )
     def test_everything_else(self, fn: object) -> None:
-        """Plain functions, sync callables, builtins and non-callables are not async."""
+        """Plain functions, sync callables, builtins, non-callables and classes (calling one
+        builds an instance, even when its __call__ is async) are not async."""
         assert is_async(fn) is False
 
 
@@ -210,6 +211,12 @@ class TestCheckPublicBaseUrl:
         """The refusal of a URL with a query does not repeat the query (it may hold a key)."""
         with pytest.raises(ConfigurationError) as caught:
             check_public_base_url(BASE + "?key=s3cr3t", None)
+        assert "s3cr3t" not in str(caught.value)
+
+    def test_credentials_are_not_echoed(self) -> None:
+        """A refused URL with a user and password is not repeated in the error."""
+        with pytest.raises(ConfigurationError) as caught:
+            check_public_base_url("ftp://user:s3cr3t@hooks.example/x", None)
         assert "s3cr3t" not in str(caught.value)
 
 

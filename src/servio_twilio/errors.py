@@ -64,6 +64,17 @@ def _clip(text: str) -> str:
     return text
 
 
+def _shown_number(raw: object) -> str:
+    """``raw`` masked for a message (messages end up in logs); ``.raw`` keeps it whole."""
+    if not isinstance(raw, str):
+        return f"<{type(raw).__name__}>"
+    if len(raw) > _MAX_SHOWN:
+        return f"<{len(raw)} chars>"
+    from servio_twilio.phone import mask_phone  # noqa: PLC0415 - phone imports this module
+
+    return repr(mask_phone(raw))
+
+
 class ServioTwilioError(Exception):
     """Base class of every error this library raises."""
 
@@ -81,7 +92,7 @@ class InvalidPhoneNumber(ServioTwilioError, ValueError):
     def __init__(self, raw: object, reason: str) -> None:
         self.raw = raw
         self.reason = reason
-        super().__init__(f"invalid phone number {_shorten(raw)}: {reason}")
+        super().__init__(f"invalid phone number {_shown_number(raw)}: {reason}")
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.raw, self.reason))

@@ -95,7 +95,8 @@ def check_url(url: object, name: str) -> None:
     except ValueError:
         raise ValueError(f"{name} is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValueError(f"{name} must be an absolute http(s) URL, got {url[:80]!r}")
+        # Not echoed: a refused URL may carry credentials.
+        raise ValueError(f"{name} must be an absolute http(s) URL with a host and no spaces")
 
 
 def _check_body(body: object, *, required: bool) -> str | None:

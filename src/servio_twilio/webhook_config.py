@@ -30,6 +30,8 @@ __all__ = [
 
 def is_async(fn: object) -> bool:
     """Whether calling ``fn`` gives a coroutine (an async function or async ``__call__``)."""
+    if isinstance(fn, type):
+        return False  # calling a class builds an instance, whatever its __call__ is
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
     )
@@ -83,7 +85,8 @@ def _check_url(value: object) -> str:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"public_base_url must be an http(s) URL, not {value!r}")
+        # Not echoed: a refused URL may carry credentials.
+        raise ConfigurationError("public_base_url must be an http(s) URL with a host")
     if parts.query or parts.fragment:
         raise ConfigurationError("public_base_url must not have a query or fragment")
     return value.rstrip("/")
