@@ -12,9 +12,11 @@ signed with that rule's SharedKey and algorithm instead, and says so in the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
+import re
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,7 +40,7 @@ _ALGORITHMS: dict[str, Callable[..., Any]] = {
 _DEFAULT_ALGORITHM = "HMAC_SHA1"
 _BODY_HASH_PARAM = "bodySHA256"
 # What urlsplit removes from or cuts off a URL's query: its fragment, tabs, newlines.
-_SPLIT_CHANGES = ("#", "\t", "\r", "\n")
+_SPLIT_CHANGES = re.compile("[#\t\r\n]")  # what urlsplit strips or cuts at
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 # Every input problem the standard library can report while we read a request.
@@ -281,18 +283,26 @@ def _url_and_query(url: str) -> tuple[str, str]:
 
     Callback URLs differ only in their query (the ``cid``). When the URL has a
     query and nothing `urlsplit` would clean or cut (a ``#``, tab or newline),
-    only the part before the query is parsed: the same few parts each time, which
-    `urlsplit`'s own cache then answers.
+    only the part before the query is parsed, and that result is cached: the
+    same few heads come back on every callback.
     """
     head, mark, query = url.partition("?")
-    if not mark or any(char in url for char in _SPLIT_CHANGES):
-        head, query = url, ""
+    if mark and _SPLIT_CHANGES.search(url) is None:
+        first = _normalized_head(head)
+        return (first + "?" + query if query else first), query
+    split = urlsplit(url)
+    if ":" in split.netloc:
+        split.port  # noqa: B018 - raises ValueError on a bad port, as twilio does
+    return _normalized(url, split), split.query
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized_head(head: str) -> str:
+    """`_normalized` of a URL without a query (errors are raised, never cached)."""
     split = urlsplit(head)
     if ":" in split.netloc:
         split.port  # noqa: B018 - raises ValueError on a bad port, as twilio does
-    if head is url:
-        return _normalized(url, split), split.query
-    return _normalized(head, split) + ("?" + query if query else ""), query
+    return _normalized(head, split)
 
 
 def _normalized(url: str, split: SplitResult) -> str:
