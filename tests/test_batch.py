@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +26,16 @@ from servio_twilio.results import BatchReport, OutboundMessage
 from servio_twilio.settings import TwilioSettings
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
-
-ACCOUNT = "AC" + "1" * 32
-PHONE = "+15005550006"
-WHATSAPP = "+14155238886"
-TEMPLATE = "HX" + "4" * 32
-BASE = "https://api.servio.test/api/twilio/webhook"
+from support.sending import (
+    TEMPLATE,
+    WHATSAPP,
+    TickingClock as _Clock,
+    make_settings as _settings,
+)
 
 
 def _number(i: int) -> str:
     return f"+5511990{i:06d}"
-
-
-def _settings(**overrides: Any) -> TwilioSettings:
-    values: dict[str, Any] = {
-        "account_sid": ACCOUNT,
-        "auth_token": "auth-token-secret",
-        "phone_number": PHONE,
-        "whatsapp_number": WHATSAPP,
-        "webhook_base_url": BASE,
-    }
-    values.update(overrides)
-    return TwilioSettings(**values)
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            self.now += timedelta(seconds=1)
-            return self.now
 
 
 class _SpyRepository(InMemoryRepository):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,39 +37,22 @@ from servio_twilio.settings import TwilioSettings
 from servio_twilio.status import advance
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.sending import (
+    ACCOUNT,
+    API_KEY,
+    BASE,
+    PHONE,
+    SERVICE,
+    TEMPLATE,
+    TO,
+    TO_MASKED,
+    WHATSAPP,
+    TickingClock as _Clock,
+    make_settings as _settings,
+)
 
-ACCOUNT = "AC" + "1" * 32
-API_KEY = "SK" + "2" * 32
-SERVICE = "MG" + "3" * 32
-TEMPLATE = "HX" + "4" * 32
-PHONE = "+15005550006"
-WHATSAPP = "+14155238886"
-BASE = "https://api.servio.test/api/twilio/webhook"
-TO = "+5511999999999"
-TO_MASKED = "+55119*****999"
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
 CALLS = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
-
-
-def _settings(**overrides: Any) -> TwilioSettings:
-    values: dict[str, Any] = {
-        "account_sid": ACCOUNT,
-        "auth_token": "auth-token-secret",
-        "phone_number": PHONE,
-        "whatsapp_number": WHATSAPP,
-        "webhook_base_url": BASE,
-    }
-    values.update(overrides)
-    return TwilioSettings(**values)
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @attrs.define

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -29,39 +28,18 @@ from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from servio_twilio.transport import NoAnswer, RetryingHttpClient
 from servio_twilio.twilio_rest import TwilioRest
+from support.sending import (
+    ACCOUNT,
+    PHONE,
+    SERVICE,
+    TO,
+    TO_MASKED,
+    WHATSAPP,
+    TickingClock as _Clock,
+    make_settings as _settings,
+)
 
-ACCOUNT = "AC" + "1" * 32
-SERVICE = "MG" + "3" * 32
-PHONE = "+15005550006"
-WHATSAPP = "+14155238886"
-BASE = "https://api.servio.test/api/twilio/webhook"
-TO = "+5511999999999"
-TO_MASKED = "+55119*****999"
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 LOGGER = "servio_twilio.client"
-
-
-def _settings(**overrides: Any) -> TwilioSettings:
-    values: dict[str, Any] = {
-        "account_sid": ACCOUNT,
-        "auth_token": "auth-token-secret",
-        "phone_number": PHONE,
-        "whatsapp_number": WHATSAPP,
-        "webhook_base_url": BASE,
-    }
-    values.update(overrides)
-    return TwilioSettings(**values)
-
-
-class _Clock:
-    """One second later at every call, starting after T0."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 class _Rewriting(FakeTwilio):

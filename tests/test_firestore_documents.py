@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from servio_twilio.errors import RepositoryError
 from servio_twilio.firestore_documents import (

@@ -8,8 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
+from google.api_core import exceptions as api_exceptions, retry as api_retry
 from google.auth import exceptions as auth_exceptions
 
 from servio_twilio import firestore_errors

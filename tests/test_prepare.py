@@ -21,29 +21,19 @@ from servio_twilio.prepare import (
     prepare_message,
 )
 from servio_twilio.settings import TwilioSettings
+from support.sending import (
+    BASE,
+    PHONE,
+    SERVICE,
+    TEMPLATE,
+    TO,
+    TO_MASKED,
+    WHATSAPP,
+    make_settings as _settings,
+)
 
-ACCOUNT = "AC" + "1" * 32
-SERVICE = "MG" + "3" * 32
-TEMPLATE = "HX" + "4" * 32
-PHONE = "+15005550006"
-WHATSAPP = "+14155238886"
-BASE = "https://api.servio.test/api/twilio/webhook"
-TO = "+5511999999999"
-TO_MASKED = "+55119*****999"
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 IMAGE = "https://cdn.servio.test/a.jpg"
-
-
-def _settings(**overrides: Any) -> TwilioSettings:
-    values: dict[str, Any] = {
-        "account_sid": ACCOUNT,
-        "auth_token": "auth-token-secret",
-        "phone_number": PHONE,
-        "whatsapp_number": WHATSAPP,
-        "webhook_base_url": BASE,
-    }
-    values.update(overrides)
-    return TwilioSettings(**values)
 
 
 class _Clock:

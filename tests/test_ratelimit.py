@@ -6,8 +6,7 @@ import math
 import threading
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from servio_twilio.ratelimit import TokenBucket
 

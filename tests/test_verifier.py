@@ -9,8 +9,7 @@ from urllib.parse import urlparse, urlsplit
 
 import pytest
 from django.http import QueryDict
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from multidict import MultiDict as AioMultiDict
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator, add_port, remove_port

@@ -7,8 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from servio_twilio.errors import ConfigurationError, RepositoryError
 from servio_twilio.events import InboundMessageEvent, MessageStatusEvent

@@ -17,8 +17,7 @@ from wsgiref.validate import validator
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from servio_twilio.asgi import make_asgi_app
 from servio_twilio.memory import InMemoryRepository

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from servio_twilio.batch import BatchMessage
-from servio_twilio.batch import send_batch as _send_batch
+from servio_twilio.batch import BatchMessage, send_batch as _send_batch
 from servio_twilio.dispatch import dispatch
 from servio_twilio.errors import RepositoryError, SendLimitExceeded
 from servio_twilio.health import check_health, mask_sid

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import grpc
-from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
+from google.api_core import exceptions as api_exceptions, retry as api_retry
 from google.auth import exceptions as auth_exceptions
 
 from servio_twilio.errors import DuplicateRecord, RepositoryError, ServioTwilioError

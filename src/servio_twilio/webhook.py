@@ -64,11 +64,11 @@ from servio_twilio.webhook_http import (
     WebhookRequest,
     WebhookResponse,
     content_type_ok,
+    decode_form as _decode_form,
     plain,
+    query_cid as _cid,
     twiml,
 )
-from servio_twilio.webhook_http import decode_form as _decode_form
-from servio_twilio.webhook_http import query_cid as _cid
 
 __all__ = [
     "ROUTES",
