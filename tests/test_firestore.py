@@ -29,6 +29,7 @@ from servio_twilio.firestore import (
 )
 from servio_twilio.models import Channel, Communication, Direction
 from support.firestore_emulator import PROJECT, unique_collection
+from support.grpc_fakes import RpcCall as _FakeRpcError
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -294,34 +295,6 @@ class TestIndexes:
                 for index in indexes
             ), f"no index for equality {sorted(equalities)} ordered by {orders[0]}"
         assert composite_needed == 5
-
-
-class _FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
-    """A raw gRPC error, as a transport below the API wrappers raises it."""
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return "connection refused"
-
-    def initial_metadata(self) -> Any:
-        return None
-
-    def trailing_metadata(self) -> Any:
-        return None
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> Any:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: Any) -> bool:
-        return False
 
 
 class _FailingApi:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import types
-from typing import Any
 
 import grpc
 import pytest
@@ -20,6 +19,7 @@ from servio_twilio.firestore_errors import (
     translated,
     write_options,
 )
+from support.grpc_fakes import RpcCall as _RpcCall
 
 SECRET = "ya29.secret-access-token"
 
@@ -43,39 +43,6 @@ def _api_error(cls: type[Exception], message: str) -> Exception:
 
 API_ERRORS = _subclasses(api_exceptions, api_exceptions.GoogleAPIError)
 AUTH_ERRORS = _subclasses(auth_exceptions, auth_exceptions.GoogleAuthError)
-
-
-class _RpcCall(grpc.RpcError, grpc.Call):  # type: ignore[misc]
-    """A raw gRPC error with a status code and details, as grpc raises it."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self._code = code
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def initial_metadata(self) -> Any:
-        return None
-
-    def trailing_metadata(self) -> Any:
-        return None
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> Any:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: Any) -> bool:
-        return False
 
 
 class TestTranslated:
