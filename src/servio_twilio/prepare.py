@@ -61,7 +61,7 @@ def prepare_message(
     """Validate one SMS or WhatsApp message; raise on bad input, touch nothing."""
     channel = Channel(channel)
     if channel == Channel.CALL:
-        raise ValueError("a call is prepared by prepare_call, not prepare_message")
+        raise ValueError("prepare_message is not for calls: use prepare_call")
     check_prospect_id(prospect_id)
     if channel == Channel.SMS:
         number = normalize_number(to, allow_whatsapp=False, what="an SMS")
