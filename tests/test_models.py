@@ -10,12 +10,14 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, strategies as st
 
 from servio_twilio.models import (
     Channel,
     Communication,
     Direction,
     json_ready,
+    replace,
     to_json_dict,
     utcnow,
 )
@@ -172,6 +174,65 @@ class TestCommunication:
         assert data["updated_at"] == "2024-05-01T12:00:05+00:00"
         assert datetime.fromisoformat(data["created_at"]) == T0
         assert set(data) == {name.rstrip("_") for name in DESIGN_FIELDS}
+
+
+# Values of the fields a callback or Twilio's answer changes, and of the converted ones.
+_CHANGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(["queued", "sent", "delivered", "failed"]),
+        "twilio_sid": st.text(alphabet="SM0123456789abcdef", min_size=2, max_size=34),
+        "duration": st.none() | st.integers(0, 10_000),
+        "recording_url": st.none() | st.just("https://api.twilio.com/rec/RE1"),
+        "error": st.none() | st.text(max_size=20),
+        "error_code": st.none() | st.integers(10_000, 99_999),
+        "channel": st.sampled_from(["sms", "whatsapp", "call", Channel.CALL]),
+        "direction": st.sampled_from(["inbound", "outbound", Direction.INBOUND]),
+        "media_urls": st.lists(st.just("https://a/1.png"), max_size=2),
+        "updated_at": st.datetimes(timezones=st.just(UTC)),
+    },
+)
+
+
+class TestReplace:
+    @given(_CHANGES)
+    def test_equals_attrs_evolve(self, changes: dict[str, Any]) -> None:
+        """`replace` gives what `attrs.evolve` gives, converters included."""
+        record = _communication(id="c1", twilio_sid="SM1", status="pending", timestamp=T0)
+        assert replace(record, **changes) == attrs.evolve(record, **changes)
+
+    def test_leaves_the_record_alone(self) -> None:
+        """The record replaced is unchanged, and the copy is a new record."""
+        record = _communication(id="c1", status="queued")
+        updated = replace(record, status="sent", updated_at=T0)
+        assert (record.status, updated.status, updated.updated_at) == ("queued", "sent", T0)
+        assert updated is not record
+        assert replace(record) == record
+
+    def test_converts_times_to_utc(self) -> None:
+        """An aware time in another zone is stored in UTC; a naive one is refused."""
+        later = datetime(2024, 5, 1, 9, 0, tzinfo=timezone(timedelta(hours=-3)))
+        assert replace(_communication(), updated_at=later).updated_at == T0
+        assert replace(_communication(), updated_at=later).updated_at.tzinfo is UTC
+        with pytest.raises(ValueError, match="naive"):
+            replace(_communication(), updated_at=datetime(2024, 5, 1))
+
+    def test_unknown_field(self) -> None:
+        """A name that is not a field raises TypeError, as `attrs.evolve` does."""
+        with pytest.raises(TypeError, match="stauts"):
+            replace(_communication(), stauts="sent")
+
+    def test_subclass_keeps_its_type(self) -> None:
+        """A subclass of Communication goes through `attrs.evolve`: its type and checks stay."""
+
+        @attrs.frozen(kw_only=True, slots=False)
+        class Tagged(Communication):
+            tag: str = "x"
+
+        record = Tagged(channel=Channel.SMS, to="+1", from_="+2", tag="y")
+        updated = replace(record, status="sent")
+        assert type(updated) is Tagged
+        assert (updated.tag, updated.status) == ("y", "sent")
 
 
 class TestJsonReady:

@@ -30,7 +30,7 @@ from servio_twilio.events import (
     WebhookEvent,
     copy_params,
 )
-from servio_twilio.models import Channel, Communication, Direction
+from servio_twilio.models import Channel, Communication, Direction, replace
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.status import RECEIVED, UNKNOWN, advance
 
@@ -156,7 +156,7 @@ def _observe(callback: Callback, now: datetime) -> Callable[[Communication], Com
         if not updated.from_ and from_:
             fill["from_"] = from_
         if fill:
-            updated = attrs.evolve(updated, updated_at=now, **fill)
+            updated = replace(updated, updated_at=now, **fill)
         return updated
 
     return apply

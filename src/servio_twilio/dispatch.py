@@ -7,10 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from servio_twilio.errors import SendOutcomeUnknown, TwilioAPIError
-from servio_twilio.models import Communication
+from servio_twilio.models import Communication, replace
 from servio_twilio.phone import mask_phone, strip_channel_prefix
 from servio_twilio.prepare import PreparedSend
 from servio_twilio.repository import CommunicationRepository
@@ -108,7 +106,7 @@ def _settle(
             error_code=error_code,
         )
         if from_ and not updated.from_:
-            updated = attrs.evolve(updated, from_=from_, updated_at=now)
+            updated = replace(updated, from_=from_, updated_at=now)
         return updated
 
     try:

@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-import attrs
-
 from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
 from servio_twilio.firestore_documents import (
     STORED_FIELDS,
@@ -32,7 +30,7 @@ from servio_twilio.firestore_documents import (
     to_document,
 )
 from servio_twilio.memory import new_id
-from servio_twilio.models import Channel, Communication, Direction, utcnow
+from servio_twilio.models import Channel, Communication, Direction, replace, utcnow
 from servio_twilio.repository import check_history_args
 
 try:
@@ -296,7 +294,7 @@ class FirestoreRepository:
 
     def _with_id(self, communication: Communication) -> Communication:
         if communication.id is None:
-            return attrs.evolve(communication, id=new_id())
+            return replace(communication, id=new_id())
         if not _valid_id(communication.id):
             raise RepositoryError(f"Firestore cannot store a document with id {communication.id!r}")
         return communication

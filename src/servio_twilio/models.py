@@ -9,7 +9,15 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Channel", "Communication", "Direction", "json_ready", "to_json_dict", "utcnow"]
+__all__ = [
+    "Channel",
+    "Communication",
+    "Direction",
+    "json_ready",
+    "replace",
+    "to_json_dict",
+    "utcnow",
+]
 
 
 class Channel(enum.StrEnum):
@@ -81,7 +89,7 @@ def to_json_dict(instance: Any) -> dict[str, Any]:
     }
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Communication:
     """One SMS, WhatsApp message or call, in either direction.
 
@@ -120,3 +128,37 @@ class Communication:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: snake_case keys (``from`` for ``from_``), ISO 8601 times."""
         return to_json_dict(self)
+
+
+_FIELD_NAMES: frozenset[str] = frozenset(field.name for field in attrs.fields(Communication))
+_CONVERTERS: dict[str, Any] = {
+    field.name: field.converter
+    for field in attrs.fields(Communication)
+    if field.converter is not None
+}
+
+
+def replace(record: Communication, **changes: Any) -> Communication:
+    """``record`` with ``changes``: what `attrs.evolve` gives, several times faster.
+
+    Status callbacks change a record on every delivery, so this copies the
+    instance's attributes at once instead of calling ``__init__`` with all
+    of them; the changed fields go through their converters as in ``__init__``.
+
+    Raises:
+        TypeError: a name in ``changes`` is not a field.
+    """
+    if type(record) is not Communication:  # a subclass may add fields and checks
+        updated: Communication = attrs.evolve(record, **changes)
+        return updated
+    for name, value in changes.items():
+        if name not in _FIELD_NAMES:
+            raise TypeError(f"Communication has no field {name!r}")
+        convert = _CONVERTERS.get(name)
+        if convert is not None:
+            changes[name] = convert(value)
+    copy = object.__new__(Communication)
+    attributes = copy.__dict__
+    attributes.update(record.__dict__)
+    attributes.update(changes)
+    return copy

@@ -26,9 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-import attrs
-
-from servio_twilio.models import Channel, Communication
+from servio_twilio.models import Channel, Communication, replace
 
 __all__ = [
     "CALL_STATUS_RANKS",
@@ -142,4 +140,4 @@ def advance(
             changes[name] = value
     if not changes:
         return record
-    return attrs.evolve(record, updated_at=updated_at, **changes)  # type: ignore[arg-type]
+    return replace(record, updated_at=updated_at, **changes)
