@@ -9,8 +9,9 @@ pure and does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -18,6 +19,7 @@ import attrs
 __all__ = [
     "EMPTY_TWIML",
     "FORM",
+    "HEADERS",
     "WebhookRequest",
     "WebhookResponse",
     "content_type_ok",
@@ -32,6 +34,7 @@ FORM: Final = "application/x-www-form-urlencoded"
 EMPTY_TWIML: Final = "<Response/>"
 _CHARSETS: Final = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _MAX_FIELDS: Final = 1000
+_ESCAPED_SEPARATOR: Final = re.compile(rb"%(?:26|3[Dd])")
 
 
 def declared_length(value: str) -> int | None:
@@ -41,16 +44,16 @@ def declared_length(value: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-@attrs.frozen(kw_only=True)
-class WebhookRequest:
+class WebhookRequest(NamedTuple):
     """One HTTP request, as an adapter read it.
 
     ``route`` is the path relative to the mount point (``/message-status``);
     ``raw_path`` the full path as received (undecoded, without the query);
     ``query`` the raw query string; ``host`` the ``Host`` header (or the
     server's address); ``headers`` has lower-case names, values decoded as
-    Latin-1. ``body_complete`` is False when the adapter stopped reading
-    because the body was over ``max_body_bytes``.
+    Latin-1 (an adapter may keep only `HEADERS`, the ones the core reads).
+    ``body_complete`` is False when the adapter stopped reading because the
+    body was over ``max_body_bytes``. A named tuple: one is built per request.
     """
 
     method: str
@@ -62,6 +65,20 @@ class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
     body_complete: bool = True
+
+
+HEADERS: Final = frozenset(
+    {
+        "content-length",
+        "content-type",
+        "host",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+    }
+)
+"""The request headers the webhook core reads (lower-case names)."""
 
 
 @attrs.frozen
@@ -87,6 +104,8 @@ def twiml(text: str) -> WebhookResponse:
 
 def content_type_ok(value: str | None) -> bool:
     """True for ``application/x-www-form-urlencoded``, with no charset or a UTF-8/ASCII one."""
+    if value == FORM:
+        return True
     if not value:
         return False
     kind, _, rest = value.partition(";")
@@ -115,39 +134,64 @@ def _unquote(text: str) -> str:
     return unquote_to_bytes(text).decode("utf-8") if "%" in text else text
 
 
+def _unquoted_pair(piece: str) -> tuple[str, str, str]:
+    """``piece.partition("=")`` with the name and value unescapes (``+`` already spaces)."""
+    name, mark, value = piece.partition("=")
+    if "%" in name:
+        name = unquote_to_bytes(name).decode("utf-8")
+    if "%" in value:
+        value = unquote_to_bytes(value).decode("utf-8")
+    return name, mark, value
+
+
 def decode_form(body: bytes) -> dict[str, str | list[str]] | None:
     """The form fields (a list for a repeated field), or None when undecodable.
 
     Reads as ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` does (empty
     pieces skipped, a piece without ``=`` an empty value), strictly in UTF-8;
     over 1000 fields is undecodable.
+
+    Unless an escape decodes to a separator (``%26`` or ``%3D``), the whole
+    body is unescaped at once before it is split: the same fields, with one
+    call instead of one per escaped name and value.
     """
+    if b"+" in body:
+        body = body.replace(b"+", b" ")
+    escaped = b"%" in body
     try:
+        if escaped and _ESCAPED_SEPARATOR.search(body) is None:
+            if not body.isascii():
+                body.decode("utf-8")  # the body as sent must be UTF-8 too
+            body = unquote_to_bytes(body)
+            escaped = False
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    params: dict[str, str | list[str]] = {}
     if not text:
-        return params
+        return {}
     pieces = text.split("&")
     if len(pieces) > _MAX_FIELDS:
         return None
     try:
-        for piece in pieces:
-            if not piece:
-                continue
-            name, _, value = piece.partition("=")
-            if "%" in piece or "+" in piece:
-                name, value = _unquote(name), _unquote(value)
-            present = params.get(name)
-            if present is None:
-                params[name] = value
-            elif isinstance(present, list):
-                present.append(value)
-            else:
-                params[name] = [present, value]
+        pairs = [
+            _unquoted_pair(piece) if escaped and "%" in piece else piece.partition("=")
+            for piece in pieces
+            if piece
+        ]
     except UnicodeError:
         return None
+    params: dict[str, str | list[str]] = {name: value for name, _, value in pairs}
+    if len(params) == len(pairs):
+        return params
+    params = {}  # a field repeats: its values go in a list
+    for name, _, value in pairs:
+        present = params.get(name)
+        if present is None:
+            params[name] = value
+        elif isinstance(present, list):
+            present.append(value)
+        else:
+            params[name] = [present, value]
     return params
 
 
