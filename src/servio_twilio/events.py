@@ -14,7 +14,7 @@ are kept as given: the status rules rank them like ``unknown``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -40,11 +40,10 @@ __all__ = [
 Params = Mapping[str, str | Sequence[str]]
 """Form fields as received: a string, or a list of strings for a repeated field."""
 
-_SID: Final = re.compile(r"[A-Za-z0-9]{2,64}")
 _STATUS: Final = re.compile(r"[A-Za-z0-9_-]{1,40}")
-_INT: Final = re.compile(r"[0-9]{1,9}")
 _MAX_MEDIA: Final = 100
 _WHATSAPP: Final = "whatsapp:"
+_PREFIX_LENGTH: Final = len(_WHATSAPP)
 
 
 def _value(params: Params, key: str) -> str | None:
@@ -58,6 +57,8 @@ def _value(params: Params, key: str) -> str | None:
 def _text(params: Params, key: str) -> str | None:
     """The field's value (its first, when repeated) stripped, or None when absent or blank."""
     value = params.get(key)
+    if type(value) is str:
+        return value.strip() or None
     if value is None:
         return None
     if not isinstance(value, str):
@@ -67,32 +68,32 @@ def _text(params: Params, key: str) -> str | None:
     return value.strip() or None
 
 
-def _first_text(params: Params, keys: tuple[str, ...]) -> str | None:
-    """The first of ``keys`` present with a non-blank value, stripped."""
-    for key in keys:
-        value = _text(params, key)
-        if value is not None:
-            return value
-    return None
+def _is_sid(value: str) -> bool:
+    """True for 2 to 64 ASCII letters and digits (what a Twilio SID is made of)."""
+    return 2 <= len(value) <= 64 and value.isascii() and value.isalnum()
 
 
 def _checked(
-    params: Params, keys: tuple[str, ...], pattern: re.Pattern[str], problems: list[str]
+    params: Params, keys: tuple[str, ...], valid: Callable[[str], object], problems: list[str]
 ) -> str:
-    """A required field (the first of ``keys`` present), or a problem noted against it."""
-    value = _first_text(params, keys)
-    if value is None:
-        problems.append(f"{keys[0]} is missing")
-        return ""
-    if not pattern.fullmatch(value):
-        problems.append(f"{keys[0]} is malformed")
-        return ""
-    return value
+    """A required field (the first of ``keys`` present and not blank), or a problem noted.
+
+    ``valid`` tells a well-formed value (a truthy answer).
+    """
+    for key in keys:
+        value = _text(params, key)
+        if value is not None:
+            if valid(value):
+                return value
+            problems.append(f"{keys[0]} is malformed")
+            return ""
+    problems.append(f"{keys[0]} is missing")
+    return ""
 
 
 def _optional_sid(params: Params, key: str, problems: list[str]) -> str | None:
     value = _text(params, key)
-    if value is not None and not _SID.fullmatch(value):
+    if value is not None and not _is_sid(value):
         problems.append(f"{key} is malformed")
         return None
     return value
@@ -101,19 +102,24 @@ def _optional_sid(params: Params, key: str, problems: list[str]) -> str | None:
 def _int(params: Params, key: str) -> int | None:
     """A non-negative integer field; None when absent or not a plain integer."""
     value = _text(params, key)
-    return int(value) if value is not None and _INT.fullmatch(value) else None
+    if value is not None and len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _number(value: str | None) -> str | None:
-    """A phone number (or sender id) field's text without its ``whatsapp:`` prefix."""
-    return None if value is None else strip_channel_prefix(value)
+    """A phone number (or sender id) field's text, stripped, without its ``whatsapp:`` prefix."""
+    if value is None or value[:_PREFIX_LENGTH].lower() != _WHATSAPP:
+        return value
+    return strip_channel_prefix(value)
 
 
 def _channel(to: str | None, from_: str | None) -> Channel:
     """WhatsApp when the ``To`` or ``From`` text has the ``whatsapp:`` prefix, else SMS."""
-    for value in (to, from_):
-        if value is not None and value[: len(_WHATSAPP)].lower() == _WHATSAPP:
-            return Channel.WHATSAPP
+    if (to is not None and to[:_PREFIX_LENGTH].lower() == _WHATSAPP) or (
+        from_ is not None and from_[:_PREFIX_LENGTH].lower() == _WHATSAPP
+    ):
+        return Channel.WHATSAPP
     return Channel.SMS
 
 
@@ -293,8 +299,8 @@ WebhookEvent = MessageStatusEvent | CallStatusEvent | RecordingStatusEvent | Inb
 def message_status_fields(params: Params) -> dict[str, Any]:
     """`MessageStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
     problems: list[str] = []
-    sid = _checked(params, ("MessageSid", "SmsSid"), _SID, problems)
-    status = _checked(params, ("MessageStatus", "SmsStatus"), _STATUS, problems)
+    sid = _checked(params, ("MessageSid", "SmsSid"), _is_sid, problems)
+    status = _checked(params, ("MessageStatus", "SmsStatus"), _STATUS.fullmatch, problems)
     account_sid = _optional_sid(params, "AccountSid", problems)
     if problems:
         raise _fail("message status", problems)
@@ -315,8 +321,8 @@ def message_status_fields(params: Params) -> dict[str, Any]:
 def call_status_fields(params: Params) -> dict[str, Any]:
     """`CallStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
     problems: list[str] = []
-    sid = _checked(params, ("CallSid",), _SID, problems)
-    status = _checked(params, ("CallStatus",), _STATUS, problems)
+    sid = _checked(params, ("CallSid",), _is_sid, problems)
+    status = _checked(params, ("CallStatus",), _STATUS.fullmatch, problems)
     account_sid = _optional_sid(params, "AccountSid", problems)
     if problems:
         raise _fail("call status", problems)
@@ -337,8 +343,8 @@ def call_status_fields(params: Params) -> dict[str, Any]:
 def recording_status_fields(params: Params) -> dict[str, Any]:
     """`RecordingStatusEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
     problems: list[str] = []
-    recording_sid = _checked(params, ("RecordingSid",), _SID, problems)
-    call_sid = _checked(params, ("CallSid",), _SID, problems)
+    recording_sid = _checked(params, ("RecordingSid",), _is_sid, problems)
+    call_sid = _checked(params, ("CallSid",), _is_sid, problems)
     status = _text(params, "RecordingStatus") or "completed"
     if not _STATUS.fullmatch(status):
         problems.append("RecordingStatus is malformed")
@@ -358,7 +364,7 @@ def recording_status_fields(params: Params) -> dict[str, Any]:
 def inbound_message_fields(params: Params) -> dict[str, Any]:
     """`InboundMessageEvent`'s fields from ``params``; `MalformedCallback` when one is wrong."""
     problems: list[str] = []
-    sid = _checked(params, ("MessageSid", "SmsMessageSid", "SmsSid"), _SID, problems)
+    sid = _checked(params, ("MessageSid", "SmsMessageSid", "SmsSid"), _is_sid, problems)
     to_text, from_text = _text(params, "To"), _text(params, "From")
     from_ = _number(from_text)
     to = _number(to_text)
@@ -370,7 +376,7 @@ def inbound_message_fields(params: Params) -> dict[str, Any]:
     num_media = _text(params, "NumMedia")
     count = 0
     if num_media is not None:
-        if _INT.fullmatch(num_media) and int(num_media) <= _MAX_MEDIA:
+        if num_media.isascii() and num_media.isdigit() and int(num_media) <= _MAX_MEDIA:
             count = int(num_media)
         else:
             problems.append("NumMedia is malformed")
