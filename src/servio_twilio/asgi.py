@@ -27,7 +27,7 @@ from servio_twilio.webhook import (
     build_core,
     check_prefix,
 )
-from servio_twilio.webhook_http import declared_length
+from servio_twilio.webhook_http import HEADERS, declared_length
 
 __all__ = ["ASGIApp", "make_asgi_app", "mount_asgi"]
 
@@ -39,6 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 """An ASGI 3 application: ``await app(scope, receive, send)``."""
 
 _PATH_SAFE = "/!$&'()*+,;=:@-._~%"
+_WANTED = {name.encode("latin-1"): name for name in HEADERS}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -97,7 +98,9 @@ def make_asgi_app(
             method = scope.get("method", "GET")
             headers: dict[str, str] = {}
             for name, value in scope.get("headers") or ():
-                headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+                key = _WANTED.get(name.lower())
+                if key is not None and key not in headers:
+                    headers[key] = value.decode("latin-1")
             body, complete = b"", True
             if method == "POST" and route in ROUTES:
                 read = await _read_body(receive, limit, headers.get("content-length"))

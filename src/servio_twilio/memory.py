@@ -9,10 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
-from servio_twilio.models import Channel, Communication, Direction
+from servio_twilio.models import Channel, Communication, Direction, replace
 from servio_twilio.repository import check_history_args
 
 __all__ = ["InMemoryRepository"]
@@ -22,6 +20,8 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _copy_value(value: Any) -> Any:
+    if type(value) is dict:
+        return _copy_event(value)
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, list | tuple):
@@ -76,7 +76,7 @@ class InMemoryRepository:
 
     def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
         """Store new records all at once: either all are stored or none is."""
-        items = [c if c.id is not None else attrs.evolve(c, id=new_id()) for c in communications]
+        items = [c if c.id is not None else replace(c, id=new_id()) for c in communications]
         with self._lock:
             seen: set[str] = set()
             for item in items:

@@ -330,7 +330,10 @@ def _signed_suffix(query: str, params_or_body: object) -> str:
         _check_body(query, params_or_body)
         return ""
     if type(params_or_body) is dict:
-        return _form_suffix(sorted(params_or_body), params_or_body.__getitem__)
+        try:  # every value a str, the common case: one pass
+            return "".join([key + value for key, value in sorted(params_or_body.items())])
+        except TypeError:  # a repeated field's values come as a list
+            return _form_suffix(sorted(params_or_body), params_or_body.__getitem__)
     if not isinstance(params_or_body, Mapping):
         raise InvalidSignature(
             "the parameters must be a mapping of form fields or the raw body, "

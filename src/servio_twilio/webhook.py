@@ -268,12 +268,9 @@ class WebhookCore:
         except RepositoryError as exc:
             log.error("could not store a %s callback for %s: %s", callback.route, callback.sid, exc)
             return _UNAVAILABLE
-        log.debug(
-            "stored a %s callback for %s (%s)",
-            callback.route,
-            callback.sid,
-            callback.fields["status"],
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            status = callback.fields["status"]
+            log.debug("stored a %s callback for %s (%s)", callback.route, callback.sid, status)
         return _STORED
 
     def _inbound(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from servio_twilio.repository import CommunicationRepository
 from servio_twilio.settings import TwilioSettings
 from servio_twilio.webhook import ROUTES, WebhookRequest, build_core, check_prefix
-from servio_twilio.webhook_http import declared_length
+from servio_twilio.webhook_http import HEADERS, declared_length
 
 __all__ = ["WSGIApp", "make_wsgi_app", "mount_wsgi"]
 
@@ -26,6 +26,12 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _CHUNK = 65536
+# The environ keys of the headers the core reads (``Content-Type`` has its own key).
+_ENVIRON_HEADERS = tuple(
+    ("HTTP_" + name.upper().replace("-", "_"), name)
+    for name in sorted(HEADERS)
+    if name not in ("content-type", "content-length")
+)
 
 
 def make_wsgi_app(
@@ -71,11 +77,7 @@ def make_wsgi_app(
     def twilio_webhook_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         route = environ.get("PATH_INFO") or ""
         method = environ.get("REQUEST_METHOD") or "GET"
-        headers = {
-            key[5:].replace("_", "-").lower(): value
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        }
+        headers = {name: environ[key] for key, name in _ENVIRON_HEADERS if key in environ}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
         body, complete = b"", True
