@@ -91,46 +91,50 @@ def make_asgi_app(
     limit = core.max_body_bytes
 
     async def twilio_webhook_app(scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope.get("type")
-        if kind == "http":
-            path, root = scope.get("path") or "/", scope.get("root_path") or ""
-            route = path[len(root) :] if root and path.startswith(root) else path
-            method = scope.get("method", "GET")
-            headers: dict[str, str] = {}
-            for name, value in scope.get("headers") or ():
-                key = _WANTED.get(name.lower())
-                if key is not None and key not in headers:
-                    headers[key] = value.decode("latin-1")
-            body, complete = b"", True
-            if method == "POST" and route in ROUTES:
-                read = await _read_body(receive, limit, headers.get("content-length"))
-                if read is None:
-                    return  # the client went away
-                body, complete = read
-            scheme = scope.get("scheme") or "http"
-            request = WebhookRequest(
-                method=method,
-                route=route,
-                raw_path=_raw_path(scope, path, root),
-                query=(scope.get("query_string") or b"").decode("latin-1"),
-                scheme=scheme,
-                host=headers.get("host") or _server_host(scope, scheme),
-                headers=headers,
-                body=body,
-                body_complete=complete,
-            )
-            if core.inline:
-                response = core.respond(request)
+        if scope.get("type") != "http":
+            await _other_scope(scope, receive, send)
+            return
+        path, root = scope.get("path") or "/", scope.get("root_path") or ""
+        route = path[len(root) :] if root and path.startswith(root) else path
+        method = scope.get("method", "GET")
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers") or ():
+            key = _WANTED.get(name.lower())
+            if key is not None and key not in headers:
+                headers[key] = value.decode("latin-1")
+        body, complete = b"", True
+        if method == "POST" and route in ROUTES:
+            declared = headers.get("content-length")
+            if declared is not None and (declared_length(declared) or 0) > limit:
+                complete = False
             else:
-                response = await _drive(core.handle(request), blocking=core.blocking)
-            await _send(send, response)
-        elif kind == "lifespan":
-            await _lifespan(receive, send)
-        elif kind == "websocket":
-            if (await receive()).get("type") == "websocket.connect":
-                await send({"type": "websocket.close", "code": 1008})
+                message = await receive()
+                body = message.get("body") or b""
+                if message.get("more_body", False) or message.get("type") != "http.request":
+                    read = await _read_rest(receive, limit, message)
+                    if read is None:
+                        return  # the client went away
+                    body, complete = read
+                elif len(body) > limit:
+                    body, complete = b"", False
+        scheme = scope.get("scheme") or "http"
+        request = WebhookRequest(
+            method=method,
+            route=route,
+            raw_path=_raw_path(scope, path, root),
+            query=(scope.get("query_string") or b"").decode("latin-1"),
+            scheme=scheme,
+            host=headers.get("host") or _server_host(scope, scheme),
+            headers=headers,
+            body=body,
+            body_complete=complete,
+        )
+        if core.inline:
+            response = core.respond(request)
         else:
-            raise ConfigurationError(f"the Twilio webhook app serves HTTP, not {kind!r} scopes")
+            response = await _drive(core.handle(request), blocking=core.blocking)
+        await send(_start_message(response))
+        await send({"type": "http.response.body", "body": response.body})
 
     return twilio_webhook_app
 
@@ -154,17 +158,15 @@ def _server_host(scope: Scope, scheme: str) -> str:
     return f"{host}:{port}"
 
 
-async def _read_body(
-    receive: Receive, limit: int, content_length: str | None
-) -> tuple[bytes, bool] | None:
-    """The body and whether it is complete, or None when the client disconnected."""
-    declared = None if content_length is None else declared_length(content_length)
-    if declared is not None and declared > limit:
-        return b"", False
+async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[bytes, bool] | None:
+    """The body that begins with message ``first`` and whether it is complete.
+
+    None when the client disconnected; stops reading past ``limit``.
+    """
     chunks: list[bytes] = []
     size = 0
+    message = first
     while True:
-        message = await receive()
         if message.get("type") == "http.disconnect":
             return None
         chunk = message.get("body") or b""
@@ -174,6 +176,7 @@ async def _read_body(
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
+        message = await receive()
 
 
 async def _drive(
@@ -201,14 +204,24 @@ async def _drive(
             error = exc
 
 
-async def _send(send: Send, response: WebhookResponse) -> None:
-    headers = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
-    ]
+def _start_message(response: WebhookResponse) -> Message:
+    """The ``http.response.start`` message of ``response``."""
+    headers = [(name.encode("latin-1"), text.encode("latin-1")) for name, text in response.headers]
     if response.status != 204:
-        headers.append((b"content-length", str(len(response.body)).encode("ascii")))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+        headers.append((b"content-length", b"%d" % len(response.body)))
+    return {"type": "http.response.start", "status": response.status, "headers": headers}
+
+
+async def _other_scope(scope: Scope, receive: Receive, send: Send) -> None:
+    """Lifespan and websocket scopes; anything else is a configuration error."""
+    kind = scope.get("type")
+    if kind == "lifespan":
+        await _lifespan(receive, send)
+    elif kind == "websocket":
+        if (await receive()).get("type") == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008})
+    else:
+        raise ConfigurationError(f"the Twilio webhook app serves HTTP, not {kind!r} scopes")
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -151,12 +151,11 @@ def replace(record: Communication, **changes: Any) -> Communication:
     if type(record) is not Communication:  # a subclass may add fields and checks
         updated: Communication = attrs.evolve(record, **changes)
         return updated
-    for name, value in changes.items():
-        if name not in _FIELD_NAMES:
-            raise TypeError(f"Communication has no field {name!r}")
-        convert = _CONVERTERS.get(name)
-        if convert is not None:
-            changes[name] = convert(value)
+    if not _FIELD_NAMES.issuperset(changes):
+        unknown = sorted(set(changes) - _FIELD_NAMES)
+        raise TypeError(f"Communication has no field {unknown[0]!r}")
+    for name in _CONVERTERS.keys() & changes.keys():
+        changes[name] = _CONVERTERS[name](changes[name])
     copy = object.__new__(Communication)
     attributes = copy.__dict__
     attributes.update(record.__dict__)

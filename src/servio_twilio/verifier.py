@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import logging
 import re
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping
+from hmac import compare_digest
 from typing import Any
 from urllib.parse import ParseResult, SplitResult, unquote, urlparse, urlsplit
 
@@ -184,7 +184,7 @@ class WebhookVerifier:
             raise MissingSignature("the request has no X-Twilio-Signature header")
         if not isinstance(signature, str):
             raise InvalidSignature(f"the signature must be a str, not {type(signature).__name__}")
-        states = self._states(signature_settings)
+        states = self._tokens if signature_settings is None else self._states(signature_settings)
         try:
             expected = signature.encode("utf-8", "surrogatepass")
             if not isinstance(url, str):
@@ -198,7 +198,7 @@ class WebhookVerifier:
             log.debug("malformed webhook request: %s", type(exc).__name__)
             raise InvalidSignature(f"the request is malformed ({type(exc).__name__})") from exc
         for state in states:
-            if _matches(state, data, expected):
+            if compare_digest(state.signature(data), expected):
                 return
         try:
             variant = _port_variant(urlparse(url))
@@ -207,7 +207,7 @@ class WebhookVerifier:
         if variant != first:
             data = (variant + suffix).encode("utf-8")
             for state in states:
-                if _matches(state, data, expected):
+                if compare_digest(state.signature(data), expected):
                     return
         log.debug("webhook signature does not match (URL tried with and without its port)")
         raise InvalidSignature("the signature does not match the request")
@@ -274,10 +274,6 @@ def _parse_settings(header: str) -> tuple[str, str]:
     return key_id, found.get("algorithm") or _DEFAULT_ALGORITHM
 
 
-def _matches(state: _KeyState, data: bytes, expected: bytes) -> bool:
-    return hmac.compare_digest(state.signature(data), expected)
-
-
 def _url_and_query(url: str) -> tuple[str, str]:
     """``urlparse(url).geturl()`` and the URL's query; ValueError and the like when malformed.
 
@@ -326,14 +322,14 @@ def _normalized(url: str, split: SplitResult) -> str:
 
 def _signed_suffix(query: str, params_or_body: object) -> str:
     """What follows the URL in the signed string; checks a raw body's hash."""
-    if isinstance(params_or_body, str | bytes | bytearray):
-        _check_body(query, params_or_body)
-        return ""
     if type(params_or_body) is dict:
         try:  # every value a str, the common case: one pass
             return "".join([key + value for key, value in sorted(params_or_body.items())])
         except TypeError:  # a repeated field's values come as a list
             return _form_suffix(sorted(params_or_body), params_or_body.__getitem__)
+    if isinstance(params_or_body, str | bytes | bytearray):
+        _check_body(query, params_or_body)
+        return ""
     if not isinstance(params_or_body, Mapping):
         raise InvalidSignature(
             "the parameters must be a mapping of form fields or the raw body, "
@@ -373,7 +369,7 @@ def _check_body(query: str, body: str | bytes | bytearray) -> None:
             )
         return
     actual = hashlib.sha256(raw).hexdigest()
-    if not claimed.isascii() or not hmac.compare_digest(actual, claimed):
+    if not claimed.isascii() or not compare_digest(actual, claimed):
         raise InvalidSignature("the body does not match its bodySHA256 query parameter")
 
 
