@@ -147,6 +147,9 @@ def replace(record: Communication, **changes: Any) -> Communication:
 
     Raises:
         TypeError: a name in ``changes`` is not a field.
+        ValueError: a changed time is naive.
+
+    New in 0.1.0.
     """
     if type(record) is not Communication:  # a subclass may add fields and checks
         updated: Communication = attrs.evolve(record, **changes)
