@@ -86,6 +86,18 @@ class TestHttp:
         assert read == len(chunks)
         assert repository.find_by_sid(SM) is not None
 
+    async def test_body_as_bytearray(self) -> None:
+        """A body a server hands over as a bytearray (in one message or many) is read as bytes."""
+        for size in (10_000, 7):
+            repository = InMemoryRepository()
+            headers, body = signed(LOCAL + "/message-status", message_params(SM, "sent"))
+            chunks = [bytearray(body[i : i + size]) for i in range(0, len(body), size)]
+            status, _, _, _ = await asgi_request(
+                app_for(repository), headers=header_list(headers), chunks=chunks
+            )
+            assert status == 204
+            assert repository.find_by_sid(SM) is not None
+
     async def test_stops_reading_past_the_limit(self) -> None:
         """Past max_body_bytes the app stops reading and answers 413."""
         headers, _ = signed(LOCAL + "/message-status", {})

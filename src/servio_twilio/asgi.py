@@ -109,7 +109,7 @@ def make_asgi_app(
                 complete = False
             else:
                 message = await receive()
-                body = message.get("body") or b""
+                body = bytes(message.get("body") or b"")  # no copy when it is bytes already
                 if message.get("more_body", False) or message.get("type") != "http.request":
                     read = await _read_rest(receive, limit, message)
                     if read is None:
@@ -169,7 +169,7 @@ async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[byte
     while True:
         if message.get("type") == "http.disconnect":
             return None
-        chunk = message.get("body") or b""
+        chunk = bytes(message.get("body") or b"")
         size += len(chunk)
         if size > limit:
             return b"", False
