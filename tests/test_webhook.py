@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from servio_twilio.errors import ConfigurationError, RepositoryError
 from servio_twilio.events import InboundMessageEvent, MessageStatusEvent
@@ -21,8 +19,6 @@ from servio_twilio.webhook import (
     WebhookCore,
     WebhookRequest,
     WebhookResponse,
-    _cid,
-    _decode_form,
     build_core,
     check_prefix,
     run_sync,
@@ -712,34 +708,3 @@ class TestBuildCore:
     def test_repr_has_no_token(self) -> None:
         """The core's repr names no secret."""
         assert TOKEN not in repr(core())
-
-
-class TestFormDecoding:
-    @settings(max_examples=500)
-    @given(st.text(alphabet="ab=&%+2F0C3A9é\x00 ", max_size=30))
-    def test_reads_like_parse_qsl(self, text: str) -> None:
-        """The fast form decoder agrees with parse_qsl(keep_blank_values=True), strict UTF-8."""
-        try:
-            pairs: list[tuple[str, str]] | None = parse_qsl(
-                text, keep_blank_values=True, errors="strict"
-            )
-        except UnicodeDecodeError:
-            pairs = None
-        got = _decode_form(text.encode())
-        if pairs is None:
-            assert got is None
-            return
-        expected: dict[str, Any] = {}
-        for name, value in pairs:
-            if name in expected:
-                present = expected[name]
-                expected[name] = [*(present if isinstance(present, list) else [present]), value]
-            else:
-                expected[name] = value
-        assert got == expected
-
-    def test_cid_from_query(self) -> None:
-        """The first cid is read, percent-decoded; other parameters do not matter."""
-        assert _cid("a=1&cid=abc%2D1&cid=zzz") == "abc-1"
-        assert _cid("xcid=1") is None
-        assert _cid("cid=%ff") is None
