@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from servio_twilio.errors import InvalidPhoneNumber
 from servio_twilio.phone import (
+    has_channel_prefix,
     mask_phone,
     mask_phone_numbers,
     normalize_e164,
@@ -188,6 +189,14 @@ class TestStripChannelPrefix:
     def test_leaves_other_text(self) -> None:
         """Text without the prefix is only trimmed."""
         assert strip_channel_prefix(" sms:+5511 ") == "sms:+5511"
+
+    def test_tells_the_prefix(self) -> None:
+        """has_channel_prefix: the prefix in any case, after leading blanks."""
+        assert has_channel_prefix("  WhatsApp:+5511")
+        assert has_channel_prefix("whatsapp:")
+        assert not has_channel_prefix("+5511")
+        assert not has_channel_prefix("whatsapp+5511")
+        assert not has_channel_prefix("")
 
 
 class TestMaskPhoneNumbers:

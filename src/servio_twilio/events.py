@@ -21,7 +21,7 @@ import attrs
 
 from servio_twilio.errors import MalformedCallback
 from servio_twilio.models import Channel, to_json_dict
-from servio_twilio.phone import strip_channel_prefix
+from servio_twilio.phone import has_channel_prefix, strip_channel_prefix
 
 __all__ = [
     "CallStatusEvent",
@@ -42,8 +42,6 @@ Params = Mapping[str, str | Sequence[str]]
 
 _STATUS: Final = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _MAX_MEDIA: Final = 100
-_WHATSAPP: Final = "whatsapp:"
-_PREFIX_LENGTH: Final = len(_WHATSAPP)
 
 
 def _value(params: Params, key: str) -> str | None:
@@ -108,18 +106,15 @@ def _int(params: Params, key: str) -> int | None:
 
 
 def _number(value: str | None) -> str | None:
-    """A phone number (or sender id) field's text, stripped, without its ``whatsapp:`` prefix."""
-    if value is None or value[:_PREFIX_LENGTH].lower() != _WHATSAPP:
-        return value
-    return strip_channel_prefix(value)
+    """A phone number (or sender id) field's text without its ``whatsapp:`` prefix."""
+    return None if value is None else strip_channel_prefix(value)
 
 
 def _channel(to: str | None, from_: str | None) -> Channel:
     """WhatsApp when the ``To`` or ``From`` text has the ``whatsapp:`` prefix, else SMS."""
-    if (to is not None and to[:_PREFIX_LENGTH].lower() == _WHATSAPP) or (
-        from_ is not None and from_[:_PREFIX_LENGTH].lower() == _WHATSAPP
-    ):
-        return Channel.WHATSAPP
+    for value in (to, from_):
+        if value is not None and has_channel_prefix(value):
+            return Channel.WHATSAPP
     return Channel.SMS
 
 

@@ -15,13 +15,12 @@ from typing import Any, Final
 
 from servio_twilio.errors import RepositoryError
 from servio_twilio.models import Channel, Communication, Direction
-from servio_twilio.phone import strip_channel_prefix
+from servio_twilio.phone import has_channel_prefix, strip_channel_prefix
 from servio_twilio.status import UNKNOWN, status_rank
 
 __all__ = ["STORED_FIELDS", "from_document", "stored_integer", "to_document"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_WHATSAPP_PREFIX: Final = "whatsapp:"
 
 
 def to_document(communication: Communication) -> dict[str, Any]:
@@ -135,7 +134,7 @@ def from_document(
 
 def _channel(value: object, raw_to: str, raw_from: str) -> Channel:
     if value is None or value == "":
-        prefixed = any(n.strip().lower().startswith(_WHATSAPP_PREFIX) for n in (raw_to, raw_from))
+        prefixed = has_channel_prefix(raw_to) or has_channel_prefix(raw_from)
         return Channel.WHATSAPP if prefixed else Channel.SMS
     return Channel(str(value))
 

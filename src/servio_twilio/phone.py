@@ -6,7 +6,13 @@ import re
 
 from servio_twilio.errors import InvalidPhoneNumber
 
-__all__ = ["mask_phone", "mask_phone_numbers", "normalize_e164", "strip_channel_prefix"]
+__all__ = [
+    "has_channel_prefix",
+    "mask_phone",
+    "mask_phone_numbers",
+    "normalize_e164",
+    "strip_channel_prefix",
+]
 
 _MAX_INPUT = 64  # longer than any formatted number; refuses 1 MB inputs cheaply
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -24,10 +30,15 @@ _PARSE_REASONS = {
 }
 
 
+def has_channel_prefix(raw: str) -> bool:
+    """True when ``raw`` starts with ``whatsapp:`` (any case), after leading blanks."""
+    return raw.lstrip()[: len(_PREFIX)].lower() == _PREFIX
+
+
 def strip_channel_prefix(raw: str) -> str:
     """``raw`` without a leading ``whatsapp:`` (any case) and surrounding blanks."""
     text = raw.strip()
-    if text[: len(_PREFIX)].lower() == _PREFIX:
+    if has_channel_prefix(text):
         return text[len(_PREFIX) :].strip()
     return text
 

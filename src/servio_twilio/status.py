@@ -124,28 +124,20 @@ def advance(
             changes["status"] = merged
     if twilio_sid is not None and record.twilio_sid is None:
         changes["twilio_sid"] = twilio_sid
-    if not (
-        duration is None
-        and recording_url is None
-        and recording_sid is None
-        and recording_duration is None
-        and error is None
-        and error_code is None
-    ):
-        observed = (
-            ("duration", duration),
-            ("recording_url", recording_url),
-            ("recording_sid", recording_sid),
-            ("recording_duration", recording_duration),
-            ("error", error),
-            ("error_code", error_code),
-        )
-        for name, value in observed:
-            if value is None:
-                continue
-            present = getattr(record, name)
-            if present is None or value > present:
-                changes[name] = value
+    observed = (
+        ("duration", duration),
+        ("recording_url", recording_url),
+        ("recording_sid", recording_sid),
+        ("recording_duration", recording_duration),
+        ("error", error),
+        ("error_code", error_code),
+    )
+    for name, value in observed:
+        if value is None:
+            continue
+        present = getattr(record, name)
+        if present is None or value > present:
+            changes[name] = value
     if not changes:
         return record
     return replace(record, updated_at=updated_at, **changes)

@@ -135,13 +135,9 @@ def _unquote(text: str) -> str:
 
 
 def _unquoted_pair(piece: str) -> tuple[str, str, str]:
-    """``piece.partition("=")`` with the name and value unescapes (``+`` already spaces)."""
+    """``piece.partition("=")`` with the name and the value decoded by `_unquote`."""
     name, mark, value = piece.partition("=")
-    if "%" in name:
-        name = unquote_to_bytes(name).decode("utf-8")
-    if "%" in value:
-        value = unquote_to_bytes(value).decode("utf-8")
-    return name, mark, value
+    return _unquote(name), mark, _unquote(value)
 
 
 def decode_form(body: bytes) -> dict[str, str | list[str]] | None:
