@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from servio_twilio.callbacks import (
-    apply_status,
+    Callback,
     event_record,
     sid_record_id,
-    store_inbound,
+    store_inbound_callback,
+    store_status,
     valid_cid,
 )
 from servio_twilio.events import (
     CallStatusEvent,
     InboundMessageEvent,
     MessageStatusEvent,
+    Params,
     RecordingStatusEvent,
+    WebhookEvent,
+    call_status_fields,
+    inbound_message_fields,
+    message_status_fields,
+    recording_status_fields,
 )
 from servio_twilio.memory import InMemoryRepository
 from servio_twilio.models import Channel, Communication, Direction
@@ -35,6 +44,39 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CA = sid("CA", 3)
 RE = sid("RE", 4)
 SM = sid("SM", 5)
+
+_PARSERS: dict[str, tuple[Callable[[Params], dict[str, Any]], type[WebhookEvent]]] = {
+    "message-status": (message_status_fields, MessageStatusEvent),
+    "call-status": (call_status_fields, CallStatusEvent),
+    "recording-status": (recording_status_fields, RecordingStatusEvent),
+    "inbound": (inbound_message_fields, InboundMessageEvent),
+}
+
+
+def _callback(route: str, params: dict[str, Any], cid: str | None = None) -> Callback:
+    """A verified callback of ``route``, as the webhook core hands it to the store."""
+    parse, kind = _PARSERS[route]
+    return Callback(route, kind, parse(params), cid, params)
+
+
+def _status(repository: InMemoryRepository, callback: Callback) -> Communication:
+    return store_status(repository, callback, received_at=NOW)
+
+
+def _inbound(
+    repository: InMemoryRepository,
+    params: dict[str, Any],
+    prospect_id: str | None,
+    *,
+    resolve: bool,
+) -> Communication:
+    return store_inbound_callback(
+        repository,
+        _callback("inbound", params),
+        received_at=NOW,
+        prospect_id=prospect_id,
+        resolve=resolve,
+    )
 
 
 class TestHelpers:
@@ -59,14 +101,12 @@ class TestHelpers:
         }
 
 
-class TestApplyStatus:
+class TestStoreStatus:
     def test_creates_from_the_callback(self) -> None:
         """Unknown SID, no cid: a record from the callback's own fields."""
         repository = InMemoryRepository()
-        event = MessageStatusEvent.from_params(
-            message_params(SM, "sent", To="whatsapp:" + PROSPECT_NUMBER)
-        )
-        record = apply_status(repository, event, route="message-status", received_at=NOW)
+        params = message_params(SM, "sent", To="whatsapp:" + PROSPECT_NUMBER)
+        record = _status(repository, _callback("message-status", params))
         assert record.id == "sid-" + SM
         assert (record.channel, record.direction, record.to, record.from_) == (
             Channel.WHATSAPP,
@@ -80,11 +120,10 @@ class TestApplyStatus:
     def test_recording_first_then_call_fills_numbers(self) -> None:
         """A recording callback makes a call record without numbers; the call status fills them."""
         repository = InMemoryRepository()
-        recording = RecordingStatusEvent.from_params(recording_params(CA, RE))
-        first = apply_status(repository, recording, route="recording-status", received_at=NOW)
+        first = _status(repository, _callback("recording-status", recording_params(CA, RE)))
         assert (first.to, first.status, first.recording_sid) == ("", "unknown", RE)
-        call = CallStatusEvent.from_params(call_params(CA, "completed", CallDuration="9"))
-        record = apply_status(repository, call, route="call-status", received_at=NOW)
+        call = call_params(CA, "completed", CallDuration="9")
+        record = _status(repository, _callback("call-status", call))
         assert (record.to, record.from_, record.status, record.duration) == (
             PROSPECT_NUMBER,
             SENDER,
@@ -96,10 +135,8 @@ class TestApplyStatus:
     def test_absent_recording_sets_no_url(self) -> None:
         """RecordingStatus absent: the recording SID is kept, no URL or duration."""
         repository = InMemoryRepository()
-        event = RecordingStatusEvent.from_params(
-            recording_params(CA, RE, RecordingStatus="absent", RecordingDuration="0")
-        )
-        record = apply_status(repository, event, route="recording-status", received_at=NOW)
+        params = recording_params(CA, RE, RecordingStatus="absent", RecordingDuration="0")
+        record = _status(repository, _callback("recording-status", params))
         assert (record.recording_sid, record.recording_url, record.recording_duration) == (
             RE,
             None,
@@ -109,17 +146,15 @@ class TestApplyStatus:
     def test_error_code_without_message(self) -> None:
         """An ErrorCode alone gives the error text 'Twilio error <code>'."""
         repository = InMemoryRepository()
-        event = MessageStatusEvent.from_params(message_params(SM, "failed", ErrorCode="21610"))
-        record = apply_status(repository, event, route="message-status", received_at=NOW)
+        params = message_params(SM, "failed", ErrorCode="21610")
+        record = _status(repository, _callback("message-status", params))
         assert (record.error, record.error_code) == ("Twilio error 21610", 21610)
 
     def test_invalid_cid_is_ignored(self) -> None:
         """A cid that cannot be a record id is not looked up."""
         repository = InMemoryRepository()
-        event = MessageStatusEvent.from_params(message_params(SM, "sent"), cid="../x")
-        assert apply_status(repository, event, route="message-status", received_at=NOW).id == (
-            "sid-" + SM
-        )
+        callback = _callback("message-status", message_params(SM, "sent"), cid="../x")
+        assert _status(repository, callback).id == "sid-" + SM
 
 
 class TestStoreInbound:
@@ -129,30 +164,20 @@ class TestStoreInbound:
         repository.add(
             Communication(channel=Channel.SMS, to=PROSPECT_NUMBER, from_=SENDER, prospect_id="p7")
         )
-        event = InboundMessageEvent.from_params(inbound_params(SM))
-        record = store_inbound(
-            repository, event, route="inbound", received_at=NOW, prospect_id=None, resolve=True
-        )
+        record = _inbound(repository, inbound_params(SM), None, resolve=True)
         assert (record.prospect_id, record.status, record.timestamp) == ("p7", "received", NOW)
 
     def test_given_prospect(self) -> None:
         """resolve=False: the given prospect (a resolver's answer) is used as is."""
         repository = InMemoryRepository()
-        event = InboundMessageEvent.from_params(inbound_params(SM))
-        record = store_inbound(
-            repository, event, route="inbound", received_at=NOW, prospect_id="p1", resolve=False
-        )
+        record = _inbound(repository, inbound_params(SM), "p1", resolve=False)
         assert record.prospect_id == "p1"
 
     def test_repeat_returns_the_first_record(self) -> None:
         """A second delivery returns the stored record and keeps the callback."""
         repository = InMemoryRepository()
-        event = InboundMessageEvent.from_params(inbound_params(SM, "primeiro"))
-        first = store_inbound(
-            repository, event, route="inbound", received_at=NOW, prospect_id="p1", resolve=False
-        )
-        again = store_inbound(
-            repository, event, route="inbound", received_at=NOW, prospect_id="p2", resolve=False
-        )
+        params = inbound_params(SM, "primeiro")
+        first = _inbound(repository, params, "p1", resolve=False)
+        again = _inbound(repository, params, "p2", resolve=False)
         assert again == first
         assert len(repository.events("sid-" + SM)) == 2

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
-import attrs
-
 from servio_twilio.errors import DuplicateRecord
 from servio_twilio.events import (
     CallStatusEvent,
@@ -36,17 +34,12 @@ from servio_twilio.status import RECEIVED, UNKNOWN, advance
 
 __all__ = [
     "Callback",
-    "StatusEvent",
-    "apply_status",
     "event_record",
     "sid_record_id",
-    "store_inbound",
     "store_inbound_callback",
     "store_status",
     "valid_cid",
 ]
-
-StatusEvent = MessageStatusEvent | CallStatusEvent | RecordingStatusEvent
 
 _CID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -102,11 +95,6 @@ _SID_FIELD: Final[dict[type, str]] = {
     RecordingStatusEvent: "call_sid",
     InboundMessageEvent: "message_sid",
 }
-
-
-def _of_event(event: WebhookEvent, route: str) -> Callback:
-    fields = {field.name: getattr(event, field.name) for field in attrs.fields(type(event))}
-    return Callback(route, type(event), fields, event.cid, event.raw)
 
 
 def _new_record(callback: Callback, now: datetime) -> Communication:
@@ -198,20 +186,6 @@ def store_status(
     return record
 
 
-def apply_status(
-    repository: CommunicationRepository,
-    event: StatusEvent,
-    *,
-    route: str,
-    received_at: datetime,
-) -> Communication:
-    """Apply one verified status callback to its record, and keep it.
-
-    Raises `RepositoryError` when storage fails.
-    """
-    return store_status(repository, _of_event(event, route), received_at=received_at)
-
-
 def store_inbound_callback(
     repository: CommunicationRepository,
     callback: Callback,
@@ -255,22 +229,3 @@ def store_inbound_callback(
         stored = repository.get(record_id) or record
     repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
     return stored
-
-
-def store_inbound(
-    repository: CommunicationRepository,
-    event: InboundMessageEvent,
-    *,
-    route: str,
-    received_at: datetime,
-    prospect_id: str | None,
-    resolve: bool,
-) -> Communication:
-    """`store_inbound_callback` for a parsed `InboundMessageEvent`."""
-    return store_inbound_callback(
-        repository,
-        _of_event(event, route),
-        received_at=received_at,
-        prospect_id=prospect_id,
-        resolve=resolve,
-    )
