@@ -231,9 +231,7 @@ class WebhookVerifier:
         return True
 
     def _states(self, signature_settings: object) -> tuple[_KeyState, ...]:
-        """The key states to try: the tokens, or the SharedKey the header names."""
-        if signature_settings is None:
-            return self._tokens
+        """The key states to try for a settings header that is present (`verify` does None)."""
         if not isinstance(signature_settings, str):
             raise InvalidSignature(
                 "the signature settings header must be a str, "

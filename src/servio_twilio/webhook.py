@@ -155,6 +155,9 @@ class WebhookCore:
         self._on_event = on_event
         self._on_inbound = on_inbound
         self._resolver = prospect_resolver
+        self._on_event_async = is_async(on_event)
+        self._on_inbound_async = is_async(on_inbound)
+        self._resolver_async = is_async(prospect_resolver)
         self.max_body_bytes = max_body_bytes
         self._hookless = on_event is None and on_inbound is None and prospect_resolver is None
         self.inline = self._hookless and not self.blocking
@@ -283,7 +286,7 @@ class WebhookCore:
         if resolver is not None:
             sender = callback.fields["from_"]
             try:
-                answer = yield self._hook(resolver, sender)
+                answer = yield self._hook(resolver, sender, self._resolver_async)
             except Exception:
                 log.exception(
                     "prospect_resolver failed for %s; attributing by the latest outbound "
@@ -307,7 +310,7 @@ class WebhookCore:
             return reply
         if self._on_inbound is not None:
             try:
-                answer = yield self._hook(self._on_inbound, event)
+                answer = yield self._hook(self._on_inbound, event, self._on_inbound_async)
             except Exception:
                 log.exception("on_inbound failed; answering an empty <Response/>")
             else:
@@ -349,13 +352,13 @@ class WebhookCore:
         if self._on_event is None:
             return
         try:
-            yield self._hook(self._on_event, event)
+            yield self._hook(self._on_event, event, self._on_event_async)
         except Exception:
             log.exception("on_event failed for a %s", type(event).__name__)
 
     @staticmethod
-    def _hook(fn: Callable[..., Any], argument: object) -> Step:
-        return Step(lambda: fn(argument), is_hook=True, is_async=is_async(fn))
+    def _hook(fn: Callable[..., Any], argument: object, asynchronous: bool) -> Step:
+        return Step(lambda: fn(argument), is_hook=True, is_async=asynchronous)
 
 
 def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
