@@ -17,8 +17,8 @@ from servio_twilio.client import CommunicationsClient
 from servio_twilio.memory import InMemoryRepository
 from servio_twilio.models import Channel
 from servio_twilio.results import OutboundMessage
-from servio_twilio.settings import TwilioSettings
 from support.prism import PrismHttpClient
+from support.sending import make_settings
 
 pytestmark = pytest.mark.prism
 
@@ -30,15 +30,8 @@ def _client(
     url: str, *, prefer: str | None = None
 ) -> tuple[CommunicationsClient, InMemoryRepository]:
     repo = InMemoryRepository()
-    settings = TwilioSettings(
-        account_sid=ACCOUNT,
-        auth_token="prism-token",
-        phone_number="+15005550006",
-        whatsapp_number="+14155238886",
-        webhook_base_url="https://api.servio.test/api/twilio/webhook",
-    )
     client = CommunicationsClient(
-        settings,
+        make_settings(account_sid=ACCOUNT, auth_token="prism-token"),
         repository=repo,
         http_client=PrismHttpClient(url, prefer=prefer),
         sleep=lambda _s: None,

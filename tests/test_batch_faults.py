@@ -24,9 +24,9 @@ from servio_twilio.errors import RepositoryError
 from servio_twilio.memory import InMemoryRepository
 from servio_twilio.models import Channel, Communication
 from servio_twilio.results import BatchItemResult, BatchReport, OutboundMessage
-from servio_twilio.settings import TwilioSettings
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.sending import make_settings
 
 ACCOUNT = "AC" + "5" * 32
 BATCHES = 10
@@ -133,13 +133,7 @@ def _run() -> tuple[
             fault, times = FAULTS[kind]
             fake.fail_number(message.to, fault, times=times)
     repo = _FlakyRepository(broken_updates)
-    settings = TwilioSettings(
-        account_sid=ACCOUNT,
-        auth_token="fault-token",
-        phone_number="+15005550006",
-        whatsapp_number="+14155238886",
-        webhook_base_url="https://api.servio.test/api/twilio/webhook",
-    )
+    settings = make_settings(account_sid=ACCOUNT, auth_token="fault-token")
     client = CommunicationsClient(
         settings, repository=repo, http_client=fake, sleep=lambda _s: None, max_retries=3
     )

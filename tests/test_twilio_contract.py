@@ -20,23 +20,15 @@ from servio_twilio.models import Channel
 from servio_twilio.results import HealthReport, SendResult
 from servio_twilio.settings import TwilioSettings
 from support.prism import PrismHttpClient
+from support.sending import TO, make_settings
 
 pytestmark = pytest.mark.prism
 
 ACCOUNT = "AC" + "7" * 32
-TO = "+5511999999999"
 
 
 def _settings(**overrides: Any) -> TwilioSettings:
-    values: dict[str, Any] = {
-        "account_sid": ACCOUNT,
-        "auth_token": "prism-token",
-        "phone_number": "+15005550006",
-        "whatsapp_number": "+14155238886",
-        "webhook_base_url": "https://api.servio.test/api/twilio/webhook",
-    }
-    values.update(overrides)
-    return TwilioSettings(**values)
+    return make_settings(account_sid=ACCOUNT, auth_token="prism-token", **overrides)
 
 
 def _client(

@@ -21,13 +21,10 @@ from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from servio_twilio.transport import NoAnswer, RetryingHttpClient
 from servio_twilio.twilio_rest import TwilioRest
+from support.sending import ACCOUNT, API_KEY, PHONE, TO
 
-ACCOUNT = "AC" + "1" * 32
-API_KEY = "SK" + "2" * 32
 TOKEN = "auth-token-secret"
 KEY_SECRET = "api-key-secret-value"
-PHONE = "+15005550006"
-TO = "+5511999999999"
 
 
 def _settings(**overrides: Any) -> TwilioSettings:
