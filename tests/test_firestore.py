@@ -4,7 +4,6 @@ indexes and error translation."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from servio_twilio.firestore import (
 from servio_twilio.models import Channel, Communication, Direction
 from support.firestore_emulator import PROJECT, unique_collection
 from support.grpc_fakes import RpcCall as _FakeRpcError
+from support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -384,10 +384,7 @@ class TestErrorTranslation:
 
     def test_closed_port_ping_fails_cleanly(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A repository on a port nobody listens on raises RepositoryError from ping."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
         repo = FirestoreRepository(firestore.Client(project=PROJECT), timeout=1.0)
         with pytest.raises(RepositoryError, match="ping failed") as caught:
             repo.ping()
