@@ -24,7 +24,6 @@ result.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -37,7 +36,7 @@ from servio_twilio.errors import (
     TwilioAPIError,
 )
 from servio_twilio.models import Channel, Communication
-from servio_twilio.ratelimit import TokenBucket
+from servio_twilio.ratelimit import TokenBucket, is_positive_int, is_positive_number
 from servio_twilio.results import BatchItemResult, BatchReport, OutboundMessage
 from servio_twilio.status import UNKNOWN, advance
 
@@ -349,12 +348,7 @@ def _raw_to(item: object) -> str:
 def _bucket(rate: object) -> TokenBucket | None:
     if rate is None or isinstance(rate, TokenBucket):
         return rate
-    if (
-        isinstance(rate, bool)
-        or not isinstance(rate, int | float)
-        or not math.isfinite(rate)
-        or rate <= 0
-    ):
+    if not is_positive_number(rate):
         raise ValueError(
             f"rate_per_second must be a positive number, a TokenBucket or None, got {rate!r}"
         )
@@ -362,5 +356,5 @@ def _bucket(rate: object) -> TokenBucket | None:
 
 
 def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_positive_int(value):
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")

@@ -7,12 +7,13 @@ Protocol); `InMemorySendLimiter` ships, a sliding window per key.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+from servio_twilio.ratelimit import is_positive_int, is_positive_number
 
 __all__ = ["InMemorySendLimiter", "SendLimiter"]
 
@@ -56,14 +57,9 @@ class InMemorySendLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(max_sends, bool) or not isinstance(max_sends, int) or max_sends < 1:
+        if not is_positive_int(max_sends):
             raise ValueError(f"max_sends must be an int >= 1, got {max_sends!r}")
-        if (
-            isinstance(per_seconds, bool)
-            or not isinstance(per_seconds, int | float)
-            or not math.isfinite(per_seconds)
-            or per_seconds <= 0
-        ):
+        if not is_positive_number(per_seconds):
             raise ValueError(f"per_seconds must be a positive number, got {per_seconds!r}")
         self.max_sends = max_sends
         self.per_seconds = float(per_seconds)

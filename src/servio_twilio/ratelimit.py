@@ -19,8 +19,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeGuard
 
-__all__ = ["TokenBucket"]
+__all__ = ["TokenBucket", "is_positive_int", "is_positive_number"]
 
 
 class TokenBucket:
@@ -46,12 +47,12 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        if not _positive(rate):
+        if not is_positive_number(rate):
             raise ValueError(f"rate must be a positive number per second, got {rate!r}")
         ceiling = max(1.0, float(rate))
         if burst is None:
             burst = ceiling
-        elif not _positive(burst) or not 1 <= burst <= ceiling:
+        elif not is_positive_number(burst) or not 1 <= burst <= ceiling:
             raise ValueError(f"burst must be between 1 and {ceiling:g} (one second's worth)")
         if not callable(clock) or not callable(sleep):
             raise TypeError("clock and sleep must be callable")
@@ -85,10 +86,16 @@ class TokenBucket:
         return wait
 
 
-def _positive(value: object) -> bool:
+def is_positive_number(value: object) -> TypeGuard[float]:
+    """True for an int or float (not a bool) that is finite and above zero."""
     return (
         not isinstance(value, bool)
         and isinstance(value, int | float)
         and math.isfinite(value)
         and value > 0
     )
+
+
+def is_positive_int(value: object) -> TypeGuard[int]:
+    """True for an int (not a bool) of at least 1."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1

@@ -44,6 +44,7 @@ from twilio.http import HttpClient  # type: ignore[import-untyped]
 
 from servio_twilio.errors import RateLimited, ServioTwilioError, TwilioAPIError
 from servio_twilio.phone import mask_phone_numbers
+from servio_twilio.ratelimit import is_positive_number
 
 __all__ = ["NoAnswer", "RetryingHttpClient", "translate_twilio_error"]
 
@@ -265,12 +266,7 @@ def translate_twilio_error(exc: BaseException) -> TwilioAPIError:
 
 
 def _check_positive(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_positive_number(value):
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
