@@ -27,13 +27,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlencode
+from urllib.parse import unquote_to_bytes
 
 import uvicorn
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from servio_twilio.asgi import make_asgi_app
 from servio_twilio.memory import InMemoryRepository
+from servio_twilio.testing import signed_webhook
 from servio_twilio.verifier import WebhookVerifier
 
 TOKEN = "bench-auth-token-0123456789abcdef"
@@ -45,11 +45,6 @@ Message = MutableMapping[str, Any]
 App = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
-
-
-def _sign(url: str, params: dict[str, str]) -> str:
-    signature: str = RequestValidator(TOKEN).compute_signature(url, params)
-    return signature
 
 
 def _callbacks(count: int) -> list[tuple[bytes, bytes, bytes]]:
@@ -68,8 +63,8 @@ def _callbacks(count: int) -> list[tuple[bytes, bytes, bytes]]:
             "To": "+5511999999999",
         }
         query = f"cid=c{n // len(STATUSES)}"
-        signature = _sign(f"{BASE}/message-status?{query}", params)
-        prepared.append((query.encode(), signature.encode(), urlencode(params).encode()))
+        headers, body = signed_webhook(f"{BASE}/message-status?{query}", params, TOKEN)
+        prepared.append((query.encode(), headers["X-Twilio-Signature"].encode(), body))
     return prepared
 
 
