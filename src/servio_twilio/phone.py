@@ -7,6 +7,7 @@ import re
 from servio_twilio.errors import InvalidPhoneNumber
 
 __all__ = [
+    "WHATSAPP_PREFIX",
     "has_channel_prefix",
     "mask_phone",
     "mask_phone_numbers",
@@ -18,7 +19,8 @@ _MAX_INPUT = 64  # longer than any formatted number; refuses 1 MB inputs cheaply
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # Digits with the usual formatting; letters, extensions and a second "+" are refused.
 _DIALABLE = re.compile(r"\+?[0-9 ().\-/]+")
-_PREFIX = "whatsapp:"
+WHATSAPP_PREFIX = "whatsapp:"
+"""What Twilio puts before a WhatsApp address (``whatsapp:+5511999999999``)."""
 # phonenumbers.ValidationResult values: INVALID_COUNTRY_CODE 1, TOO_SHORT 2, TOO_LONG 3.
 _POSSIBLE_REASONS = {1: "unknown country code", 2: "too short", 3: "too long"}
 _PARSE_REASONS = {
@@ -32,14 +34,14 @@ _PARSE_REASONS = {
 
 def has_channel_prefix(raw: str) -> bool:
     """True when ``raw`` starts with ``whatsapp:`` (any case), after leading blanks."""
-    return raw.lstrip()[: len(_PREFIX)].lower() == _PREFIX
+    return raw.lstrip()[: len(WHATSAPP_PREFIX)].lower() == WHATSAPP_PREFIX
 
 
 def strip_channel_prefix(raw: str) -> str:
     """``raw`` without a leading ``whatsapp:`` (any case) and surrounding blanks."""
     text = raw.strip()
     if has_channel_prefix(text):
-        return text[len(_PREFIX) :].strip()
+        return text[len(WHATSAPP_PREFIX) :].strip()
     return text
 
 
@@ -121,8 +123,8 @@ def mask_phone(number: object) -> str:
         return "***"
     prefix = ""
     text = number[: _MAX_INPUT * 2].strip()
-    if text[: len(_PREFIX)].lower() == _PREFIX:
-        prefix, text = _PREFIX, text[len(_PREFIX) :].strip()
+    if has_channel_prefix(text):
+        prefix, text = WHATSAPP_PREFIX, text[len(WHATSAPP_PREFIX) :].strip()
     if len(text) > _MAX_INPUT or not text.isascii() or not _DIALABLE.fullmatch(text):
         return prefix + "***"
     plus = "+" if text.startswith("+") else ""

@@ -11,9 +11,8 @@ import attrs
 
 from servio_twilio.memory import new_id
 from servio_twilio.models import Channel, Communication
-from servio_twilio.phone import mask_phone
+from servio_twilio.phone import WHATSAPP_PREFIX, mask_phone
 from servio_twilio.send_checks import (
-    WHATSAPP,
     check_content,
     check_prospect_id,
     check_twiml,
@@ -79,8 +78,8 @@ def prepare_message(
     if channel == Channel.WHATSAPP:
         assert settings.whatsapp_number is not None
         sender = settings.whatsapp_number
-        params["to"] = WHATSAPP + number
-        params["from_"] = WHATSAPP + sender
+        params["to"] = WHATSAPP_PREFIX + number
+        params["from_"] = WHATSAPP_PREFIX + sender
     else:
         params["to"] = number
         if settings.messaging_service_sid is not None:

@@ -9,13 +9,12 @@ from urllib.parse import urlsplit
 
 from servio_twilio.errors import InvalidPhoneNumber
 from servio_twilio.models import Channel
-from servio_twilio.phone import normalize_e164
+from servio_twilio.phone import has_channel_prefix, normalize_e164
 
 __all__ = [
     "MAX_BODY_CHARS",
     "MAX_MEDIA",
     "MAX_TWIML_CHARS",
-    "WHATSAPP",
     "check_content",
     "check_prospect_id",
     "check_twiml",
@@ -26,7 +25,6 @@ __all__ = [
 MAX_BODY_CHARS = 1600
 MAX_MEDIA = 10
 MAX_TWIML_CHARS = 4000
-WHATSAPP = "whatsapp:"
 _CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
@@ -42,11 +40,7 @@ def check_prospect_id(prospect_id: object, *, required: bool = False) -> None:
 
 def normalize_number(to: object, *, allow_whatsapp: bool, what: str) -> str:
     """``to`` in E.164; a ``whatsapp:`` address is refused unless ``allow_whatsapp``."""
-    if (
-        not allow_whatsapp
-        and isinstance(to, str)
-        and to.strip()[: len(WHATSAPP)].lower() == WHATSAPP
-    ):
+    if not allow_whatsapp and isinstance(to, str) and has_channel_prefix(to):
         raise InvalidPhoneNumber(to, f"a whatsapp: address cannot receive {what}")
     return normalize_e164(to)
 
