@@ -41,7 +41,6 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         unavailable("Firestore emulator", "`node` is not on PATH")
     if not PACKAGE.is_dir():
         unavailable("Firestore emulator", f"{PACKAGE} is missing (run `npm ci` in tests/)")
-    assert node is not None
     log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
     last_error = ""
     for _attempt in range(3):  # a port taken between probe and bind gets another try

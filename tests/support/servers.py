@@ -82,7 +82,6 @@ class _WSGI:
     """A threaded WSGI server (wsgiref or werkzeug) in a daemon thread."""
 
     def __init__(self, app: Any, server: str) -> None:
-        self.kind = server
         if server == "wsgiref":
             self.httpd: Any = make_server(
                 "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
