@@ -34,14 +34,24 @@ class PreparedSend:
     record: Communication
     kind: Literal["message", "call"]
     params: Mapping[str, Any]
-    limit_key: str
-    limit_name: str
 
     @property
     def communication_id(self) -> str:
         """The pending record's id (``cid`` on every callback URL)."""
         assert self.record.id is not None
         return self.record.id
+
+    @property
+    def limit_key(self) -> str:
+        """The send limiter's key: the prospect id, else ``to:`` and the number."""
+        prospect_id = self.record.prospect_id
+        return prospect_id if prospect_id is not None else f"to:{self.record.to}"
+
+    @property
+    def limit_name(self) -> str:
+        """`limit_key` with the number masked, for the error when the limiter refuses."""
+        prospect_id = self.record.prospect_id
+        return prospect_id if prospect_id is not None else f"to:{mask_phone(self.record.to)}"
 
 
 def prepare_message(
@@ -177,7 +187,7 @@ def _pending(
     text: str | None = None,
     media: tuple[str, ...] = (),
 ) -> PreparedSend:
-    """The send with its pending record, limited per prospect (or per recipient when none)."""
+    """The send with its pending record."""
     record = Communication(
         id=cid,
         prospect_id=prospect_id,
@@ -191,13 +201,7 @@ def _pending(
         created_at=now,
         updated_at=now,
     )
-    return PreparedSend(
-        record=record,
-        kind=kind,
-        params=params,
-        limit_key=prospect_id if prospect_id is not None else f"to:{number}",
-        limit_name=prospect_id if prospect_id is not None else f"to:{mask_phone(number)}",
-    )
+    return PreparedSend(record=record, kind=kind, params=params)
 
 
 def _callback_url(settings: TwilioSettings, given: str | None, route: str, cid: str) -> str | None:
