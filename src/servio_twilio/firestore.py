@@ -31,7 +31,7 @@ from servio_twilio.firestore_documents import (
 )
 from servio_twilio.memory import new_id
 from servio_twilio.models import Channel, Communication, Direction, replace, utcnow
-from servio_twilio.repository import check_history_args
+from servio_twilio.repository import check_history_args, check_update_result
 
 try:
     from google.cloud import firestore
@@ -193,13 +193,7 @@ class FirestoreRepository:
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
             current = self._read(snapshot)
-            updated = fn(current)
-            if not isinstance(updated, Communication):
-                raise RepositoryError(
-                    f"update function returned {type(updated).__name__}, not Communication"
-                )
-            if updated.id != communication_id:
-                raise RepositoryError("update function must not change the record's id")
+            updated = check_update_result(fn(current), communication_id)
             if updated != current:
                 document = to_document(updated)
                 removed = (snapshot.to_dict() or {}).keys() & STORED_FIELDS - document.keys()

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.errors import DuplicateRecord, RecordNotFound
 from servio_twilio.models import Channel, Communication, Direction, replace
-from servio_twilio.repository import check_history_args
+from servio_twilio.repository import check_history_args, check_update_result
 
 __all__ = ["InMemoryRepository"]
 
@@ -106,13 +106,7 @@ class InMemoryRepository:
             current = self._records.get(communication_id)
             if current is None:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
-            updated = fn(current)
-            if not isinstance(updated, Communication):
-                raise RepositoryError(
-                    f"update function returned {type(updated).__name__}, not Communication"
-                )
-            if updated.id != communication_id:
-                raise RepositoryError("update function must not change the record's id")
+            updated = check_update_result(fn(current), communication_id)
             if updated is not current:
                 self._put(updated)
             return updated

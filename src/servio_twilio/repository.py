@@ -6,9 +6,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from servio_twilio.errors import RepositoryError
 from servio_twilio.models import Channel, Communication
 
-__all__ = ["MAX_HISTORY_LIMIT", "CommunicationRepository", "check_history_args"]
+__all__ = [
+    "MAX_HISTORY_LIMIT",
+    "CommunicationRepository",
+    "check_history_args",
+    "check_update_result",
+]
 
 
 @runtime_checkable
@@ -115,3 +121,19 @@ def check_history_args(
             raise TypeError(f"before must be a datetime, not {type(before).__name__}")
         if before.tzinfo is None or before.utcoffset() is None:
             raise ValueError("before must be an aware datetime (UTC)")
+
+
+def check_update_result(updated: object, communication_id: str) -> Communication:
+    """Return ``updated``, what an `update` function gave for ``communication_id``.
+
+    Raise `RepositoryError` when it is not a `Communication` or has another
+    ``id``. Backends call it on the function's result, so every backend
+    refuses the same bad result.
+    """
+    if not isinstance(updated, Communication):
+        raise RepositoryError(
+            f"update function returned {type(updated).__name__}, not Communication"
+        )
+    if updated.id != communication_id:
+        raise RepositoryError("update function must not change the record's id")
+    return updated
