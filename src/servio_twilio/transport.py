@@ -40,7 +40,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+from twilio.base.exceptions import (  # type: ignore[import-untyped]
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.http import HttpClient  # type: ignore[import-untyped]
+from urllib3.exceptions import ConnectTimeoutError
 
 from servio_twilio.errors import RateLimited, ServioTwilioError, TwilioAPIError
 from servio_twilio.phone import mask_phone_numbers
@@ -236,11 +242,6 @@ def translate_twilio_error(exc: BaseException) -> TwilioAPIError:
 
     New in 0.1.0.
     """
-    from twilio.base.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415
-        TwilioRestException,
-        TwilioServiceException,
-    )
-
     if isinstance(exc, TwilioServiceException):
         status = _as_int(exc.status) or 0
         code = _as_int(exc.code)
@@ -286,8 +287,6 @@ def _more_info(code: int | None) -> str | None:
 
 def _classify(exc: BaseException) -> str:  # noqa: PLR0911 - one return per kind of failure
     """``connect`` (nothing sent, retry), ``not_sent`` (do not retry) or ``no_answer``."""
-    import requests  # noqa: PLC0415 - twilio imports it already; kept out of module import
-
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
         return "connect"
     if isinstance(exc, requests.exceptions.SSLError):
@@ -310,8 +309,6 @@ def _classify(exc: BaseException) -> str:  # noqa: PLR0911 - one return per kind
 
 def _caused_by_connect_failure(exc: BaseException) -> bool:
     """Whether urllib3's NewConnectionError / ConnectTimeoutError is in ``exc``'s chain."""
-    from urllib3.exceptions import ConnectTimeoutError  # noqa: PLC0415
-
     pending: list[object] = [exc]
     seen: set[int] = set()
     while pending and len(seen) < _CHAIN_DEPTH * 4:

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped]
+
 from servio_twilio.errors import ServioTwilioError
 from servio_twilio.settings import TwilioSettings
 from servio_twilio.transport import NoAnswer, RetryingHttpClient, translate_twilio_error
@@ -48,8 +50,6 @@ class TwilioRest:
 
     def call(self, request: Callable[[Any], Any]) -> Any:
         """Run one twilio REST call; every failure comes out as our error."""
-        from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped]  # noqa: PLC0415
-
         try:
             return request(self.client())
         except ServioTwilioError:
