@@ -97,10 +97,10 @@ class CommunicationsClient:
         self.repository: CommunicationRepository = repository
         self.send_limiter = send_limiter
         self._clock = clock or utcnow
-        self._http = RetryingHttpClient(
+        http = RetryingHttpClient(
             http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
         )
-        self._rest_calls = TwilioRest(settings, self._http)
+        self._rest_calls = TwilioRest(settings, http)
 
     def __repr__(self) -> str:
         return (
@@ -337,7 +337,3 @@ class CommunicationsClient:
         return dispatch(
             prepared, rest=self._rest_calls, repository=self.repository, clock=self._clock
         )
-
-    def _rest(self) -> Any:
-        """The twilio REST client, built once on first use."""
-        return self._rest_calls.client()
