@@ -31,7 +31,7 @@ from servio_twilio.firestore_documents import (
 )
 from servio_twilio.memory import new_id
 from servio_twilio.models import Channel, Communication, Direction, replace, utcnow
-from servio_twilio.repository import check_history_args, check_update_result
+from servio_twilio.repository import check_history_args, check_update_result, timestamp_order
 
 try:
     from google.cloud import firestore
@@ -337,5 +337,5 @@ class FirestoreRepository:
         with translated(operation):
             snapshots = list(query.stream(**self._reading()))
         records = [self._read(s) for s in snapshots]
-        records.sort(key=lambda c: (c.timestamp, c.id or ""), reverse=True)
+        records.sort(key=timestamp_order, reverse=True)
         return records

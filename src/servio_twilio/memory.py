@@ -11,7 +11,7 @@ from typing import Any
 
 from servio_twilio.errors import DuplicateRecord, RecordNotFound
 from servio_twilio.models import Channel, Communication, Direction, replace
-from servio_twilio.repository import check_history_args, check_update_result
+from servio_twilio.repository import check_history_args, check_update_result, timestamp_order
 
 __all__ = ["InMemoryRepository"]
 
@@ -142,7 +142,7 @@ class InMemoryRepository:
                 and (channel is None or c.channel == channel)
                 and (before is None or c.timestamp < before)
             ]
-        found.sort(key=lambda c: (c.timestamp, c.id or ""), reverse=True)
+        found.sort(key=timestamp_order, reverse=True)
         return found[:limit]
 
     def latest_outbound_to(self, number: str) -> Communication | None:
@@ -153,7 +153,7 @@ class InMemoryRepository:
                 for c in self._records.values()
                 if c.to == number and c.direction == Direction.OUTBOUND
             ]
-        return max(sent, key=lambda c: (c.timestamp, c.id or ""), default=None)
+        return max(sent, key=timestamp_order, default=None)
 
     def ping(self) -> None:
         """Always answers: memory is never down."""

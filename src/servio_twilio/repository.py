@@ -14,6 +14,7 @@ __all__ = [
     "CommunicationRepository",
     "check_history_args",
     "check_update_result",
+    "timestamp_order",
 ]
 
 
@@ -137,3 +138,8 @@ def check_update_result(updated: object, communication_id: str) -> Communication
     if updated.id != communication_id:
         raise RepositoryError("update function must not change the record's id")
     return updated
+
+
+def timestamp_order(communication: Communication) -> tuple[datetime, str]:
+    """Sort key of records: by ``timestamp``, ties by ``id``; the newest sorts last."""
+    return (communication.timestamp, communication.id or "")
