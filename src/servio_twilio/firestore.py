@@ -108,7 +108,7 @@ class FirestoreRepository:
         collection: str = "communications",
         timeout: float | None = 30.0,
     ) -> None:
-        if not isinstance(collection, str) or not _valid_id(collection):
+        if not _valid_id(collection):
             raise ValueError(f"invalid Firestore collection name {collection!r}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
