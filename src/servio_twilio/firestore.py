@@ -165,7 +165,7 @@ class FirestoreRepository:
             return None
         with translated("get"):
             snapshot = self._collection.document(communication_id).get(**self._reading())
-        return self._read(snapshot) if snapshot.exists else None
+        return self._read(snapshot, snapshot.to_dict() or {}) if snapshot.exists else None
 
     def find_by_sid(self, sid: str) -> Communication | None:
         """The record whose ``twilioSid`` is ``sid``, or None."""
@@ -192,11 +192,12 @@ class FirestoreRepository:
             snapshot = ref.get(transaction=transaction, **self._reading())
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
-            current = self._read(snapshot)
+            data = snapshot.to_dict() or {}
+            current = self._read(snapshot, data)
             updated = check_update_result(fn(current), communication_id)
             if updated != current:
                 document = to_document(updated)
-                removed = (snapshot.to_dict() or {}).keys() & STORED_FIELDS - document.keys()
+                removed = data.keys() & STORED_FIELDS - document.keys()
                 document.update(dict.fromkeys(removed))  # cleared: stored as null
                 transaction.update(ref, document)
             return updated
@@ -325,17 +326,18 @@ class FirestoreRepository:
             if snapshot.exists:
                 raise DuplicateRecord(f"a record with id {snapshot.id!r} already exists")
 
-    def _read(self, snapshot: Any) -> Communication:
+    def _read(self, snapshot: Any, data: Mapping[str, Any]) -> Communication:
+        """The record in ``snapshot``, whose ``to_dict()`` (a deep copy) is ``data``."""
         create_time = getattr(snapshot, "create_time", None)
         return from_document(
             snapshot.id,
-            snapshot.to_dict() or {},
+            data,
             fallback_time=create_time if isinstance(create_time, datetime) else None,
         )
 
     def _run(self, operation: str, query: Any) -> list[Communication]:
         with translated(operation):
             snapshots = list(query.stream(**self._reading()))
-        records = [self._read(s) for s in snapshots]
+        records = [self._read(s, s.to_dict() or {}) for s in snapshots]
         records.sort(key=timestamp_order, reverse=True)
         return records
