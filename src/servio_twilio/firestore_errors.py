@@ -112,5 +112,6 @@ def translated(operation: str) -> Iterator[None]:
     except api_exceptions.AlreadyExists as exc:
         raise DuplicateRecord(f"Firestore {operation}: the record already exists") from exc
     except _STORAGE_ERRORS as exc:
-        _log.warning("Firestore %s failed: %s", operation, detail(exc))
-        raise RepositoryError(f"Firestore {operation} failed: {detail(exc)}") from exc
+        what = detail(exc)
+        _log.warning("Firestore %s failed: %s", operation, what)
+        raise RepositoryError(f"Firestore {operation} failed: {what}") from exc
