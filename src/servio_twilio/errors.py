@@ -75,6 +75,20 @@ def _shown_number(raw: object) -> str:
     return repr(mask_phone(raw))
 
 
+def _reduce_with_state(error: ServioTwilioError) -> tuple[object, ...]:
+    """Pickle ``error`` as its args and attributes; loading does not call ``__init__``."""
+    return (_rebuild, (type(error), error.args, error.__dict__.copy()))
+
+
+def _rebuild(
+    cls: type[ServioTwilioError], args: tuple[object, ...], state: dict[str, object]
+) -> ServioTwilioError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
 class ServioTwilioError(Exception):
     """Base class of every error this library raises."""
 
@@ -156,8 +170,7 @@ class TwilioAPIError(ServioTwilioError):
             parts.append(f"Twilio error {self.code}")
         return f"{_clip(str(self.message))} ({', '.join(parts)})"
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), (self.message,), self.__dict__.copy()))
+    __reduce__ = _reduce_with_state
 
 
 class RateLimited(TwilioAPIError):
@@ -198,8 +211,7 @@ class SendOutcomeUnknown(ServioTwilioError):
         self.communication_id = communication_id
         super().__init__(message)
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), (self.args[0],), self.__dict__.copy()))
+    __reduce__ = _reduce_with_state
 
 
 class RepositoryError(ServioTwilioError):
@@ -243,14 +255,4 @@ class MalformedCallback(ServioTwilioError, ValueError):
         self.fields = fields
         super().__init__(message)
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), (self.args[0],), self.__dict__.copy()))
-
-
-def _rebuild(
-    cls: type[ServioTwilioError], args: tuple[object, ...], state: dict[str, object]
-) -> ServioTwilioError:
-    error = cls.__new__(cls)
-    Exception.__init__(error, *args)
-    error.__dict__.update(state)
-    return error
+    __reduce__ = _reduce_with_state
