@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from socketserver import ThreadingMixIn
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -61,20 +62,8 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("webhook server: " + format, *args)
 
 
-class _ThreadingWSGIServer(WSGIServer):
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
-        thread.start()
-
-    def _handle(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:  # pragma: no cover - printed by the server's own handler
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
 
 
 @contextmanager
