@@ -29,6 +29,8 @@ import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
+from servio_twilio.phone import _E164
+
 __all__ = ["FakeTwilio", "Fault", "RecordedRequest"]
 
 _log = logging.getLogger("servio_twilio.testing.fake_twilio")
@@ -43,7 +45,6 @@ _ROUTES = {
     ),
 }
 _METHODS = {"message": "POST", "call": "POST", "account": "GET", "numbers": "GET"}
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _MAX_BODY = 1600
 _WHATSAPP = "whatsapp:"
 
