@@ -14,12 +14,8 @@ from servio_twilio.phone import _E164, normalize_e164, strip_channel_prefix
 
 __all__ = ["TwilioSettings"]
 
-_SID = {
-    "account_sid": re.compile(r"AC[0-9a-fA-F]{32}"),
-    "api_key_sid": re.compile(r"SK[0-9a-fA-F]{32}"),
-    "messaging_service_sid": re.compile(r"MG[0-9a-fA-F]{32}"),
-}
 _SID_PREFIX = {"account_sid": "AC", "api_key_sid": "SK", "messaging_service_sid": "MG"}
+_SID = {field: re.compile(prefix + r"[0-9a-fA-F]{32}") for field, prefix in _SID_PREFIX.items()}
 _SECRETS = ("auth_token", "api_key_secret", "secondary_auth_token")
 _NUMBERS = ("phone_number", "whatsapp_number")
 
