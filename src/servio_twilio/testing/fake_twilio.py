@@ -29,7 +29,7 @@ import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
-from servio_twilio.phone import _E164
+from servio_twilio.phone import _E164, has_channel_prefix
 
 __all__ = ["FakeTwilio", "Fault", "RecordedRequest"]
 
@@ -255,15 +255,16 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
             to = form.get("To")
             if not isinstance(to, str):
                 return None
-            entry = self._number_faults.get(_bare(to))
+            number = _bare(to)
+            entry = self._number_faults.get(number)
             if entry is None:
                 return None
             fault, times = entry
             if times is not None:
                 if times <= 1:
-                    del self._number_faults[_bare(to)]
+                    del self._number_faults[number]
                 else:
-                    self._number_faults[_bare(to)] = (fault, times - 1)
+                    self._number_faults[number] = (fault, times - 1)
             return fault
 
     def _answer(self, req: RecordedRequest, auth: tuple[str, str] | None) -> Any:  # noqa: PLR0911
@@ -330,7 +331,7 @@ def _check_fault(fault: object) -> None:
 
 def _bare(number: str) -> str:
     text = number.strip()
-    return text[len(_WHATSAPP) :] if text.lower().startswith(_WHATSAPP) else text
+    return text[len(_WHATSAPP) :] if has_channel_prefix(text) else text
 
 
 def _form(data: Mapping[str, object] | None) -> dict[str, str | list[str]]:
