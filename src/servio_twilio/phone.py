@@ -7,6 +7,7 @@ import re
 from servio_twilio.errors import InvalidPhoneNumber
 
 __all__ = [
+    "E164_PATTERN",
     "WHATSAPP_PREFIX",
     "has_channel_prefix",
     "mask_phone",
@@ -16,7 +17,8 @@ __all__ = [
 ]
 
 _MAX_INPUT = 64  # longer than any formatted number; refuses 1 MB inputs cheaply
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+E164_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
+"""An E.164 number: ``+``, a non-zero digit, then 6 to 14 digits."""
 # Digits with the usual formatting; letters, extensions and a second "+" are refused.
 _DIALABLE = re.compile(r"\+?[0-9 ().\-/]+")
 WHATSAPP_PREFIX = "whatsapp:"
@@ -77,7 +79,7 @@ def normalize_e164(raw: object, default_region: str | None = None) -> str:
             raw, _POSSIBLE_REASONS.get(possible, "not a valid number for its country")
         )
     number: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if not _E164.fullmatch(number):  # pragma: no cover - phonenumbers guarantees this
+    if not E164_PATTERN.fullmatch(number):  # pragma: no cover - phonenumbers guarantees this
         raise InvalidPhoneNumber(raw, "not representable in E.164")
     return number
 

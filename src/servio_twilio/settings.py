@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from servio_twilio.errors import ConfigurationError, InvalidPhoneNumber
-from servio_twilio.phone import _E164, normalize_e164, strip_channel_prefix
+from servio_twilio.phone import E164_PATTERN, normalize_e164, strip_channel_prefix
 
 __all__ = ["TwilioSettings"]
 
@@ -174,7 +174,7 @@ def _problems(values: Mapping[str, object]) -> dict[str, str]:
             problems[field] = f"must be {_SID_PREFIX[field]} followed by 32 hex digits"
         elif field in _SECRETS and (not value.isprintable() or not value.isascii()):
             problems[field] = "must be printable ASCII"
-        elif field in _NUMBERS and not _E164.fullmatch(value):
+        elif field in _NUMBERS and not E164_PATTERN.fullmatch(value):
             problems[field] = "must be a valid phone number in E.164 form (+5511999999999)"
         elif field == "webhook_base_url":
             reason = _url_problem(value)

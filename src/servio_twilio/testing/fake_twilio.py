@@ -29,7 +29,7 @@ import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
-from servio_twilio.phone import _E164, has_channel_prefix
+from servio_twilio.phone import E164_PATTERN, has_channel_prefix
 
 __all__ = ["FakeTwilio", "Fault", "RecordedRequest"]
 
@@ -302,7 +302,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         with self._lock:
             owned = None if self.owned_numbers is None else sorted(self.owned_numbers)
         if owned is None:
-            owned = [wanted] if isinstance(wanted, str) and _E164.fullmatch(wanted) else []
+            owned = [wanted] if isinstance(wanted, str) and E164_PATTERN.fullmatch(wanted) else []
         if isinstance(wanted, str) and wanted:
             pattern = re.compile(re.escape(wanted).replace(r"\*", "[0-9]"))
             owned = [n for n in owned if pattern.search(n)]
@@ -423,7 +423,7 @@ def _create_message(account: str, form: Mapping[str, str | list[str]]) -> Any:
     media_list = [media] if isinstance(media, str) else list(media or [])
     if not isinstance(to, str) or not to:
         return _error(400, 21604, "A 'To' phone number is required.")
-    if not _E164.fullmatch(_bare(to)):
+    if not E164_PATTERN.fullmatch(_bare(to)):
         return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
     if not sender and not service:
         return _error(400, 21603, "A 'From' phone number is required.")
@@ -465,7 +465,7 @@ def _create_call(account: str, form: Mapping[str, str | list[str]]) -> Any:
         return _error(400, 21201, "No 'To' number is specified")
     if not isinstance(sender, str) or not sender:
         return _error(400, 21213, "No 'From' number is specified")
-    if not _E164.fullmatch(to):
+    if not E164_PATTERN.fullmatch(to):
         return _error(
             400, 21211, f"The phone number you are attempting to call, {to}, is not valid."
         )
