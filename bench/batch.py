@@ -40,7 +40,7 @@ from servio_twilio import (
     OutboundMessage,
     TwilioSettings,
 )
-from servio_twilio.ratelimit import TokenBucket
+from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.testing import FakeTwilio
 
 ACCOUNT = "AC" + "1" * 32
@@ -181,7 +181,7 @@ def bench_firestore(n: int, rounds: int) -> tuple[float, float]:
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no INFO lines about the shutdown
         from google.cloud import firestore  # noqa: PLC0415 - only when the emulator runs
 
-        from servio_twilio.firestore import FirestoreRepository  # noqa: PLC0415
+        from servio_twilio.storage.firestore.repository import FirestoreRepository  # noqa: PLC0415
 
         db: Any = firestore.Client(project="demo-servio-bench")
         best_single = best_bulk = float("inf")

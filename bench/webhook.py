@@ -31,10 +31,10 @@ from urllib.parse import unquote_to_bytes
 
 import uvicorn
 
-from servio_twilio.asgi import make_asgi_app
-from servio_twilio.memory import InMemoryRepository
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import signed_webhook
-from servio_twilio.verifier import WebhookVerifier
+from servio_twilio.webhooks.asgi import make_asgi_app
+from servio_twilio.webhooks.verifier import WebhookVerifier
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 BASE = "https://hooks.servio.test/api/twilio/webhook"

@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.asgi: the ASGI adapter and mount_asgi."""
+"""Tests for servio_twilio.webhooks.asgi: the ASGI adapter and mount_asgi."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from servio_twilio.asgi import make_asgi_app, mount_asgi
-from servio_twilio.errors import ConfigurationError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Communication
-from servio_twilio.verifier import WebhookVerifier
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.models import Communication
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
+from servio_twilio.webhooks.verifier import WebhookVerifier
 from support.twilio_callbacks import (
     TOKEN,
     asgi_request,

@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.batch: CommunicationsClient.send_batch over FakeTwilio."""
+"""Tests for servio_twilio.sending.batch: CommunicationsClient.send_batch over FakeTwilio."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import twilio.rest
 
-from servio_twilio import batch as batch_module
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.errors import BatchTooLarge, RepositoryError
-from servio_twilio.limiter import InMemorySendLimiter
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.ratelimit import TokenBucket
-from servio_twilio.results import BatchReport, OutboundMessage
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import BatchTooLarge, RepositoryError
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending import batch as batch_module
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.limiter import InMemorySendLimiter
+from servio_twilio.sending.ratelimit import TokenBucket
+from servio_twilio.sending.results import BatchReport, OutboundMessage
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from support.sending import (
@@ -230,10 +230,10 @@ class TestSendBatchReport:
 
 
 class TestSendBatchSize:
-    def test_over_the_limit_raises_before_anything(self, kit: _Kit) -> None:
+    def test_over_the_limit_raises_before_anything(self) -> None:
         """101 messages: BatchTooLarge; zero records, zero requests, the limiter untouched."""
         limiter = InMemorySendLimiter(max_sends=1000)
-        kit.client.send_limiter = limiter
+        kit = _Kit(send_limiter=limiter)
         with pytest.raises(BatchTooLarge) as caught:
             kit.client.send_batch(_sms(101, prospect_id="p1"))
         assert (caught.value.size, caught.value.limit) == (101, 100)
@@ -693,14 +693,14 @@ class TestSendBatchWorkerErrors:
         self, kit: _Kit, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """An unexpected exception in one item: it fails with type and message, others kept."""
-        original = kit.client._dispatch
+        original = kit.client._path.dispatch
 
         def dispatch(prepared: Any) -> Any:
             if prepared.record.body == "message 3":
                 raise RuntimeError("boom")
             return original(prepared)
 
-        monkeypatch.setattr(kit.client, "_dispatch", dispatch)
+        monkeypatch.setattr(kit.client._path, "dispatch", dispatch)
         report = kit.client.send_batch(_sms(8), max_concurrency=4)
         _check_consistent(report, 8)
         assert [i for i, item in enumerate(report.items) if not item.ok] == [3]

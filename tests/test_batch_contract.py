@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel
-from servio_twilio.results import OutboundMessage
+from servio_twilio.domain.models import Channel
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.results import OutboundMessage
+from servio_twilio.storage.memory import InMemoryRepository
 from support.prism import PrismHttpClient
 from support.sending import make_settings
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.errors import RepositoryError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.results import BatchItemResult, BatchReport, OutboundMessage
+from servio_twilio.domain.errors import RepositoryError
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from support.sending import make_settings

@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.status import advance
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.webhook import WebhookCore, WebhookRequest, build_core, run_sync
-from servio_twilio.wsgi import make_wsgi_app
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.status import advance
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.core import WebhookCore, WebhookRequest, build_core, run_sync
+from servio_twilio.webhooks.verifier import WebhookVerifier
+from servio_twilio.webhooks.wsgi import make_wsgi_app
 from support.twilio_callbacks import (
     PROSPECT_NUMBER,
     SENDER,

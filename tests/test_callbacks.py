@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.callbacks: verified callbacks applied to the repository."""
+"""Tests for servio_twilio.webhooks.callbacks: verified callbacks applied to the repository."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.callbacks import (
+from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.callbacks import (
     Callback,
     event_record,
     sid_record_id,
@@ -16,7 +18,7 @@ from servio_twilio.callbacks import (
     store_status,
     valid_cid,
 )
-from servio_twilio.events import (
+from servio_twilio.webhooks.events import (
     CallStatusEvent,
     InboundMessageEvent,
     MessageStatusEvent,
@@ -28,8 +30,6 @@ from servio_twilio.events import (
     message_status_fields,
     recording_status_fields,
 )
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication, Direction
 from support.twilio_callbacks import (
     PROSPECT_NUMBER,
     SENDER,

@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.client: the client over FakeTwilio and twilio's real HTTP client."""
+"""Tests for sending.client: the client over FakeTwilio and twilio's real HTTP client."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import pytest
 import requests
 import responses
 
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.errors import (
+from servio_twilio.domain.errors import (
     ConfigurationError,
     InvalidPhoneNumber,
     RateLimited,
@@ -29,12 +28,13 @@ from servio_twilio.errors import (
     ServioTwilioError,
     TwilioAPIError,
 )
-from servio_twilio.limiter import InMemorySendLimiter
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.results import SendResult
-from servio_twilio.settings import TwilioSettings
-from servio_twilio.status import advance
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.status import advance
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.limiter import InMemorySendLimiter
+from servio_twilio.sending.results import SendResult
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from support.sending import (
@@ -195,7 +195,7 @@ class TestConstruction:
         def send() -> None:
             barrier.wait()
             results.append(kit.client.send_sms(TO, "hi"))
-            built.append(kit.client._rest_calls.client())
+            built.append(kit.client._path.rest.client())
 
         threads = [threading.Thread(target=send) for _ in range(10)]
         for thread in threads:
@@ -686,7 +686,7 @@ class TestSendFaults:
         kit.fake.fail_next(1, fault)
         with pytest.raises(ServioTwilioError) as info:
             kit.client.send_sms(TO, "hi")
-        assert type(info.value).__module__ == "servio_twilio.errors"
+        assert type(info.value).__module__ == "servio_twilio.domain.errors"
 
 
 class TestSendLimit:

@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.dispatch: a written record sent to Twilio, answered or not."""
+"""Unit tests for sending.dispatch: a written record sent to Twilio, answered or not."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ import attrs
 import pytest
 from twilio.http.response import Response
 
-from servio_twilio.dispatch import dispatch
-from servio_twilio.errors import (
+from servio_twilio.domain.errors import (
     RateLimited,
     RecordNotFound,
     SendOutcomeUnknown,
     TwilioAPIError,
 )
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.prepare import PreparedSend, prepare_call, prepare_message
-from servio_twilio.results import SendResult
-from servio_twilio.settings import TwilioSettings
-from servio_twilio.status import advance
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.status import advance
+from servio_twilio.sending.dispatch import dispatch
+from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
+from servio_twilio.sending.results import SendResult
+from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient
+from servio_twilio.sending.twilio_rest import TwilioRest
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
-from servio_twilio.transport import NoAnswer, RetryingHttpClient
-from servio_twilio.twilio_rest import TwilioRest
 from support.sending import (
     ACCOUNT,
     PHONE,

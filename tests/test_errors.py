@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import servio_twilio
-from servio_twilio import errors
-from servio_twilio.errors import (
+from servio_twilio.domain import errors
+from servio_twilio.domain.errors import (
     BatchTooLarge,
     ConfigurationError,
     DuplicateRecord,

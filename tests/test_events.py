@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.events: Twilio's callback fields parsed into typed events."""
+"""Tests for servio_twilio.webhooks.events: Twilio's callback fields parsed into typed events."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from servio_twilio.errors import MalformedCallback, ServioTwilioError
-from servio_twilio.events import (
+from servio_twilio.domain.errors import MalformedCallback, ServioTwilioError
+from servio_twilio.domain.models import Channel
+from servio_twilio.webhooks.events import (
     CallStatusEvent,
     InboundMessageEvent,
     MessageStatusEvent,
     RecordingStatusEvent,
 )
-from servio_twilio.models import Channel
 from support.twilio_callbacks import (
     ACCOUNT_SID,
     PROSPECT_NUMBER,

@@ -18,15 +18,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.query import Query
 
-from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
-from servio_twilio.firestore import (
+from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.storage.firestore.repository import (
     EVENTS_SUBCOLLECTION,
     MAX_BATCH_WRITES,
     FirestoreRepository,
     from_document,
     to_document,
 )
-from servio_twilio.models import Channel, Communication, Direction
 from support.firestore_emulator import PROJECT, unique_collection
 from support.grpc_fakes import RpcCall as _FakeRpcError
 from support.processes import free_port

@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.firestore_documents: pure conversion of stored documents."""
+"""Unit tests for servio_twilio.storage.firestore.documents: pure conversion of stored documents."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from hypothesis import given, settings, strategies as st
 
-from servio_twilio.errors import RepositoryError
-from servio_twilio.firestore_documents import (
+from servio_twilio.domain.errors import RepositoryError
+from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.domain.status import CALL_STATUS_RANKS, MESSAGE_STATUS_RANKS
+from servio_twilio.storage.firestore.documents import (
     STORED_FIELDS,
     from_document,
     stored_integer,
     to_document,
 )
-from servio_twilio.models import Channel, Communication, Direction
-from servio_twilio.status import CALL_STATUS_RANKS, MESSAGE_STATUS_RANKS
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -324,7 +324,7 @@ class TestPurity:
     def test_imports_no_google_cloud(self) -> None:
         """Importing the module alone loads nothing of google.cloud, google.api_core or grpc."""
         code = (
-            "import sys, servio_twilio.firestore_documents as m; "
+            "import sys, servio_twilio.storage.firestore.documents as m; "
             "print(sorted(n for n in sys.modules "
             "if n.split('.')[0] in {'grpc', 'google'}))"
         )

@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.firestore_errors: Firestore's errors translated at our boundary."""
+"""Unit tests for storage.firestore.errors: Firestore's errors translated at our boundary."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from google.api_core import exceptions as api_exceptions, retry as api_retry
 from google.auth import exceptions as auth_exceptions
 
-from servio_twilio import firestore_errors
-from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
-from servio_twilio.firestore_errors import (
+from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.storage.firestore import errors as firestore_errors
+from servio_twilio.storage.firestore.errors import (
     detail,
     read_options,
     storage_cause,

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from servio_twilio.asgi import make_asgi_app, mount_asgi
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.settings import TwilioSettings
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.wsgi import make_wsgi_app, mount_wsgi
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
+from servio_twilio.webhooks.verifier import WebhookVerifier
+from servio_twilio.webhooks.wsgi import make_wsgi_app, mount_wsgi
 from support.twilio_callbacks import TOKEN, inbound_params, message_params, sid, signed
 
 pytestmark = pytest.mark.server

@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.health: each health check and the masked account SID."""
+"""Unit tests for servio_twilio.sending.health: each health check and the masked account SID."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.errors import RepositoryError
-from servio_twilio.health import check_health, mask_sid
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.results import HealthReport
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import RepositoryError
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.health import check_health, mask_sid
+from servio_twilio.sending.results import HealthReport
+from servio_twilio.sending.transport import RetryingHttpClient
+from servio_twilio.sending.twilio_rest import TwilioRest
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
-from servio_twilio.transport import RetryingHttpClient
-from servio_twilio.twilio_rest import TwilioRest
 
 ACCOUNT = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "auth-token-secret"

@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.limiter: the SendLimiter Protocol and InMemorySendLimiter."""
+"""Tests for servio_twilio.sending.limiter: the SendLimiter Protocol and InMemorySendLimiter."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from servio_twilio.limiter import InMemorySendLimiter, SendLimiter
+from servio_twilio.sending.limiter import InMemorySendLimiter, SendLimiter
 
 
 class _Clock:

@@ -12,10 +12,10 @@ from typing import Any
 import attrs
 import pytest
 
-from servio_twilio.errors import DuplicateRecord, RepositoryError
-from servio_twilio.memory import InMemoryRepository, new_id
-from servio_twilio.models import Channel, Communication
-from servio_twilio.status import advance
+from servio_twilio.domain.errors import DuplicateRecord, RepositoryError
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.status import advance
+from servio_twilio.storage.memory import InMemoryRepository, new_id
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 THREADS = 16

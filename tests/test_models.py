@@ -12,7 +12,7 @@ import attrs
 import pytest
 from hypothesis import given, strategies as st
 
-from servio_twilio.models import (
+from servio_twilio.domain.models import (
     Channel,
     Communication,
     Direction,

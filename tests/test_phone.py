@@ -7,12 +7,12 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from servio_twilio.errors import InvalidPhoneNumber
-from servio_twilio.phone import (
+from servio_twilio.domain.errors import InvalidPhoneNumber
+from servio_twilio.domain.phone import normalize_e164
+from servio_twilio.domain.phone_text import (
     has_channel_prefix,
     mask_phone,
     mask_phone_numbers,
-    normalize_e164,
     strip_channel_prefix,
 )
 

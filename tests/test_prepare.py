@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.prepare: the pending record and Twilio's create parameters."""
+"""Unit tests for sending.prepare: the pending record and Twilio's create parameters."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import pytest
 
-from servio_twilio.errors import ConfigurationError, InvalidPhoneNumber
-from servio_twilio.models import Channel, Direction
-from servio_twilio.prepare import (
+from servio_twilio.domain.errors import ConfigurationError, InvalidPhoneNumber
+from servio_twilio.domain.models import Channel, Direction
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.prepare import (
     CALL_EVENTS,
     RECORDING_EVENTS,
     PreparedSend,
     prepare_call,
     prepare_message,
 )
-from servio_twilio.settings import TwilioSettings
 from support.sending import (
     BASE,
     PHONE,

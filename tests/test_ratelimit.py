@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.ratelimit: the token bucket that caps batch sends per second."""
+"""Tests for servio_twilio.sending.ratelimit: the token bucket that caps batch sends per second."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from servio_twilio.ratelimit import TokenBucket
+from servio_twilio.sending.ratelimit import TokenBucket
 
 
 class _Time:

@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 import pytest
 
-from servio_twilio.errors import DuplicateRecord, RecordNotFound, RepositoryError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication, Direction
-from servio_twilio.repository import CommunicationRepository
+from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.storage.repository import CommunicationRepository
 
 BACKENDS = ["memory", pytest.param("firestore", marks=pytest.mark.firestore)]
 

@@ -9,8 +9,8 @@ import attrs
 import pytest
 from hypothesis import given, strategies as st
 
-from servio_twilio.models import Channel
-from servio_twilio.results import (
+from servio_twilio.domain.models import Channel
+from servio_twilio.sending.results import (
     BatchItemResult,
     BatchReport,
     HealthCheck,

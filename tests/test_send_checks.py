@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.send_checks: every argument check of a send, at its boundary."""
+"""Unit tests for servio_twilio.sending.checks: every argument check of a send, at its boundary."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.errors import InvalidPhoneNumber
-from servio_twilio.models import Channel
-from servio_twilio.send_checks import (
+from servio_twilio.domain.errors import InvalidPhoneNumber
+from servio_twilio.domain.models import Channel
+from servio_twilio.sending.checks import (
     MAX_BODY_CHARS,
     MAX_MEDIA,
     MAX_TWIML_CHARS,

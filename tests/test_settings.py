@@ -10,8 +10,8 @@ from typing import Any
 import attrs
 import pytest
 
-from servio_twilio.errors import ConfigurationError
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.settings import TwilioSettings
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 API_KEY = "SK" + "fedcba9876543210" * 2

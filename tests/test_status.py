@@ -9,8 +9,8 @@ import attrs
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from servio_twilio.models import Channel, Communication
-from servio_twilio.status import (
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.status import (
     CALL_STATUS_RANKS,
     MESSAGE_STATUS_RANKS,
     PENDING,

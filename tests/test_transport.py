@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.transport: the retrying wrapper and twilio error translation."""
+"""Tests for servio_twilio.sending.transport: the retrying wrapper and twilio error translation."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from servio_twilio.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient, translate_twilio_error
 from servio_twilio.testing import FakeTwilio
-from servio_twilio.transport import NoAnswer, RetryingHttpClient, translate_twilio_error
 
 URL = "https://api.twilio.com/2010-04-01/Accounts/AC" + "a" * 32 + "/Messages.json"
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.errors import RateLimited, TwilioAPIError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel
-from servio_twilio.results import HealthReport, SendResult
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import RateLimited, TwilioAPIError
+from servio_twilio.domain.models import Channel
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.results import HealthReport, SendResult
+from servio_twilio.storage.memory import InMemoryRepository
 from support.prism import PrismHttpClient
 from support.sending import TO, make_settings
 

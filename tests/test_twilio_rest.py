@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.twilio_rest: the lazily built REST client and its error runner."""
+"""Unit tests for sending.twilio_rest: the lazily built REST client and its error runner."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from twilio.base.exceptions import (
 )
 from twilio.http.response import Response
 
-from servio_twilio.errors import RateLimited, ServioTwilioError, TwilioAPIError
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient
+from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
-from servio_twilio.transport import NoAnswer, RetryingHttpClient
-from servio_twilio.twilio_rest import TwilioRest
 from support.sending import ACCOUNT, API_KEY, PHONE, TO
 
 TOKEN = "auth-token-secret"

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from werkzeug.datastructures import MultiDict
 
-import servio_twilio.verifier as verifier_module
+import servio_twilio.webhooks.verifier as verifier_module
 from servio_twilio import (
     ConfigurationError,
     InvalidSignature,

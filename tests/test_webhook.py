@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.webhook: the pure core both apps share."""
+"""Tests for servio_twilio.webhooks.core: the pure core both apps share."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.errors import ConfigurationError, RepositoryError
-from servio_twilio.events import InboundMessageEvent, MessageStatusEvent
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication, Direction
-from servio_twilio.settings import TwilioSettings
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.webhook import (
+from servio_twilio.domain.errors import ConfigurationError, RepositoryError
+from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.core import (
     ROUTES,
     Step,
     WebhookCore,
@@ -23,6 +21,8 @@ from servio_twilio.webhook import (
     check_prefix,
     run_sync,
 )
+from servio_twilio.webhooks.events import InboundMessageEvent, MessageStatusEvent
+from servio_twilio.webhooks.verifier import WebhookVerifier
 from support.twilio_callbacks import (
     FORM,
     OTHER_TOKEN,

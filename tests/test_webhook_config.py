@@ -1,4 +1,4 @@
-"""Unit tests for servio_twilio.webhook_config: each webhook keyword check, accepted or refused."""
+"""Unit tests for servio_twilio.webhooks.config: each webhook keyword check, accepted or refused."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from servio_twilio.errors import ConfigurationError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import signed_webhook
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.webhook_config import (
+from servio_twilio.webhooks.config import (
     check_body_limit,
     check_hooks,
     check_prefix,
@@ -23,6 +22,7 @@ from servio_twilio.webhook_config import (
     check_verifier,
     is_async,
 )
+from servio_twilio.webhooks.verifier import WebhookVerifier
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "primary-auth-token"

@@ -19,11 +19,11 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from servio_twilio.asgi import make_asgi_app
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Communication
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.wsgi import make_wsgi_app
+from servio_twilio.domain.models import Communication
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.asgi import make_asgi_app
+from servio_twilio.webhooks.verifier import WebhookVerifier
+from servio_twilio.webhooks.wsgi import make_wsgi_app
 from support.twilio_callbacks import (
     FORM,
     OTHER_TOKEN,

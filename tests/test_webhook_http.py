@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.webhook_http: requests, answers and form-encoded bodies."""
+"""Tests for servio_twilio.webhooks.http: requests, answers and form-encoded bodies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, unquote
 
 from hypothesis import given, settings, strategies as st
 
-from servio_twilio.webhook_http import (
+from servio_twilio.webhooks.http import (
     EMPTY_TWIML,
     _unquote,
     content_type_ok,

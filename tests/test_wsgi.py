@@ -1,4 +1,4 @@
-"""Tests for servio_twilio.wsgi: the WSGI adapter and mount_wsgi."""
+"""Tests for servio_twilio.webhooks.wsgi: the WSGI adapter and mount_wsgi."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
-from servio_twilio.errors import ConfigurationError
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.verifier import WebhookVerifier
-from servio_twilio.wsgi import make_wsgi_app, mount_wsgi
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.webhooks.verifier import WebhookVerifier
+from servio_twilio.webhooks.wsgi import make_wsgi_app, mount_wsgi
 from support.twilio_callbacks import TOKEN, inbound_params, message_params, sid, signed
 
 pytestmark = pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning")

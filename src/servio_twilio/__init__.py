@@ -15,9 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from servio_twilio.asgi import make_asgi_app, mount_asgi
-    from servio_twilio.client import CommunicationsClient
-    from servio_twilio.errors import (
+    from servio_twilio.domain.errors import (
         BatchTooLarge,
         ConfigurationError,
         DuplicateRecord,
@@ -34,18 +32,13 @@ if TYPE_CHECKING:
         TwilioAPIError,
         WebhookVerificationError,
     )
-    from servio_twilio.events import (
-        CallStatusEvent,
-        InboundMessageEvent,
-        MessageStatusEvent,
-        RecordingStatusEvent,
-    )
-    from servio_twilio.limiter import InMemorySendLimiter, SendLimiter
-    from servio_twilio.memory import InMemoryRepository
-    from servio_twilio.models import Channel, Communication, Direction
-    from servio_twilio.phone import mask_phone, normalize_e164
-    from servio_twilio.repository import CommunicationRepository
-    from servio_twilio.results import (
+    from servio_twilio.domain.models import Channel, Communication, Direction
+    from servio_twilio.domain.phone import normalize_e164
+    from servio_twilio.domain.phone_text import mask_phone
+    from servio_twilio.domain.settings import TwilioSettings
+    from servio_twilio.sending.client import CommunicationsClient
+    from servio_twilio.sending.limiter import InMemorySendLimiter, SendLimiter
+    from servio_twilio.sending.results import (
         BatchItemResult,
         BatchReport,
         HealthCheck,
@@ -53,54 +46,62 @@ if TYPE_CHECKING:
         OutboundMessage,
         SendResult,
     )
-    from servio_twilio.settings import TwilioSettings
-    from servio_twilio.verifier import WebhookVerifier
-    from servio_twilio.wsgi import make_wsgi_app, mount_wsgi
+    from servio_twilio.storage.memory import InMemoryRepository
+    from servio_twilio.storage.repository import CommunicationRepository
+    from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
+    from servio_twilio.webhooks.events import (
+        CallStatusEvent,
+        InboundMessageEvent,
+        MessageStatusEvent,
+        RecordingStatusEvent,
+    )
+    from servio_twilio.webhooks.verifier import WebhookVerifier
+    from servio_twilio.webhooks.wsgi import make_wsgi_app, mount_wsgi
 
     __version__: str
 
 _EXPORTS: dict[str, str] = {
-    "BatchItemResult": "servio_twilio.results",
-    "BatchReport": "servio_twilio.results",
-    "BatchTooLarge": "servio_twilio.errors",
-    "CallStatusEvent": "servio_twilio.events",
-    "Channel": "servio_twilio.models",
-    "Communication": "servio_twilio.models",
-    "CommunicationRepository": "servio_twilio.repository",
-    "CommunicationsClient": "servio_twilio.client",
-    "ConfigurationError": "servio_twilio.errors",
-    "Direction": "servio_twilio.models",
-    "DuplicateRecord": "servio_twilio.errors",
-    "HealthCheck": "servio_twilio.results",
-    "HealthReport": "servio_twilio.results",
-    "InMemoryRepository": "servio_twilio.memory",
-    "InMemorySendLimiter": "servio_twilio.limiter",
-    "InboundMessageEvent": "servio_twilio.events",
-    "InvalidPhoneNumber": "servio_twilio.errors",
-    "InvalidSignature": "servio_twilio.errors",
-    "MalformedCallback": "servio_twilio.errors",
-    "MessageStatusEvent": "servio_twilio.events",
-    "MissingSignature": "servio_twilio.errors",
-    "OutboundMessage": "servio_twilio.results",
-    "RateLimited": "servio_twilio.errors",
-    "RecordNotFound": "servio_twilio.errors",
-    "RecordingStatusEvent": "servio_twilio.events",
-    "RepositoryError": "servio_twilio.errors",
-    "SendLimitExceeded": "servio_twilio.errors",
-    "SendLimiter": "servio_twilio.limiter",
-    "SendOutcomeUnknown": "servio_twilio.errors",
-    "SendResult": "servio_twilio.results",
-    "ServioTwilioError": "servio_twilio.errors",
-    "TwilioAPIError": "servio_twilio.errors",
-    "TwilioSettings": "servio_twilio.settings",
-    "WebhookVerificationError": "servio_twilio.errors",
-    "WebhookVerifier": "servio_twilio.verifier",
-    "make_asgi_app": "servio_twilio.asgi",
-    "make_wsgi_app": "servio_twilio.wsgi",
-    "mask_phone": "servio_twilio.phone",
-    "mount_asgi": "servio_twilio.asgi",
-    "mount_wsgi": "servio_twilio.wsgi",
-    "normalize_e164": "servio_twilio.phone",
+    "BatchItemResult": "servio_twilio.sending.results",
+    "BatchReport": "servio_twilio.sending.results",
+    "BatchTooLarge": "servio_twilio.domain.errors",
+    "CallStatusEvent": "servio_twilio.webhooks.events",
+    "Channel": "servio_twilio.domain.models",
+    "Communication": "servio_twilio.domain.models",
+    "CommunicationRepository": "servio_twilio.storage.repository",
+    "CommunicationsClient": "servio_twilio.sending.client",
+    "ConfigurationError": "servio_twilio.domain.errors",
+    "Direction": "servio_twilio.domain.models",
+    "DuplicateRecord": "servio_twilio.domain.errors",
+    "HealthCheck": "servio_twilio.sending.results",
+    "HealthReport": "servio_twilio.sending.results",
+    "InMemoryRepository": "servio_twilio.storage.memory",
+    "InMemorySendLimiter": "servio_twilio.sending.limiter",
+    "InboundMessageEvent": "servio_twilio.webhooks.events",
+    "InvalidPhoneNumber": "servio_twilio.domain.errors",
+    "InvalidSignature": "servio_twilio.domain.errors",
+    "MalformedCallback": "servio_twilio.domain.errors",
+    "MessageStatusEvent": "servio_twilio.webhooks.events",
+    "MissingSignature": "servio_twilio.domain.errors",
+    "OutboundMessage": "servio_twilio.sending.results",
+    "RateLimited": "servio_twilio.domain.errors",
+    "RecordNotFound": "servio_twilio.domain.errors",
+    "RecordingStatusEvent": "servio_twilio.webhooks.events",
+    "RepositoryError": "servio_twilio.domain.errors",
+    "SendLimitExceeded": "servio_twilio.domain.errors",
+    "SendLimiter": "servio_twilio.sending.limiter",
+    "SendOutcomeUnknown": "servio_twilio.domain.errors",
+    "SendResult": "servio_twilio.sending.results",
+    "ServioTwilioError": "servio_twilio.domain.errors",
+    "TwilioAPIError": "servio_twilio.domain.errors",
+    "TwilioSettings": "servio_twilio.domain.settings",
+    "WebhookVerificationError": "servio_twilio.domain.errors",
+    "WebhookVerifier": "servio_twilio.webhooks.verifier",
+    "make_asgi_app": "servio_twilio.webhooks.asgi",
+    "make_wsgi_app": "servio_twilio.webhooks.wsgi",
+    "mask_phone": "servio_twilio.domain.phone_text",
+    "mount_asgi": "servio_twilio.webhooks.asgi",
+    "mount_wsgi": "servio_twilio.webhooks.wsgi",
+    "normalize_e164": "servio_twilio.domain.phone",
 }
 
 __all__ = [

@@ -29,15 +29,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import attrs
 
-from servio_twilio.client import CommunicationsClient
-from servio_twilio.events import InboundMessageEvent
-from servio_twilio.memory import InMemoryRepository
-from servio_twilio.models import Channel, Communication
-from servio_twilio.phone import mask_phone
-from servio_twilio.results import BatchReport, OutboundMessage, SendResult
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.phone_text import mask_phone
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.client import CommunicationsClient
+from servio_twilio.sending.results import BatchReport, OutboundMessage, SendResult
+from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio, signed_webhook
-from servio_twilio.wsgi import make_wsgi_app, mount_wsgi
+from servio_twilio.webhooks.events import InboundMessageEvent
+from servio_twilio.webhooks.wsgi import make_wsgi_app, mount_wsgi
 
 __all__ = ["DemoFailed", "run_demo"]
 

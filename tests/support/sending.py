@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from servio_twilio.settings import TwilioSettings
+from servio_twilio.domain.settings import TwilioSettings
 
 ACCOUNT = "AC" + "1" * 32
 API_KEY = "SK" + "2" * 32

@@ -29,7 +29,8 @@ import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
-from servio_twilio.phone import E164_PATTERN, has_channel_prefix
+from servio_twilio.domain.phone import E164_PATTERN
+from servio_twilio.domain.phone_text import has_channel_prefix
 
 __all__ = ["FakeTwilio", "Fault", "RecordedRequest"]
 

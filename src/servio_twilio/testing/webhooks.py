@@ -8,7 +8,7 @@ from base64 import b64encode
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from servio_twilio.errors import ConfigurationError
+from servio_twilio.domain.errors import ConfigurationError
 
 __all__ = ["signed_webhook"]
 

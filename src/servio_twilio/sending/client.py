@@ -1,0 +1,308 @@
+"""`CommunicationsClient`: send SMS, WhatsApp and calls through Twilio, keep every record.
+
+The steps of a send live in `servio_twilio.sending.send_path` (a batch runs
+them in phases), health checks in `servio_twilio.sending.health`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from servio_twilio.domain.models import Channel, Communication, utcnow
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.batch import BatchMessage, send_batch
+from servio_twilio.sending.checks import check_prospect_id
+from servio_twilio.sending.health import check_health, mask_sid
+from servio_twilio.sending.limiter import SendLimiter
+from servio_twilio.sending.ratelimit import TokenBucket
+from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
+from servio_twilio.sending.send_path import SendPath
+from servio_twilio.sending.transport import RetryingHttpClient
+from servio_twilio.sending.twilio_rest import TwilioRest
+from servio_twilio.storage.memory import InMemoryRepository
+from servio_twilio.storage.repository import CommunicationRepository
+
+__all__ = ["CommunicationsClient"]
+
+
+class CommunicationsClient:
+    """Send SMS, WhatsApp messages and calls through Twilio, and keep every one.
+
+    ``repository`` defaults to a new `InMemoryRepository`. ``http_client`` is a
+    ``twilio.http.HttpClient`` that does the HTTP (twilio's own by default;
+    `servio_twilio.testing.FakeTwilio` in tests), wrapped in a
+    `RetryingHttpClient` with ``timeout`` seconds per request and up to
+    ``max_retries`` retries of 429s and failed connections, waiting with
+    ``sleep``. ``clock`` returns aware UTC datetimes (record times).
+    ``send_limiter`` caps sends per prospect (`SendLimiter`).
+
+    Every send validates its arguments first (nothing is written or sent for
+    bad input), writes a ``pending`` record, then calls Twilio with the
+    record's id as ``cid`` on every callback URL it sets.
+
+    The twilio REST client is built on first use (thread-safe); with an API
+    key in the settings it authenticates with the key.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: ``timeout`` or ``max_retries`` out of range.
+
+    New in 0.1.0.
+    """
+
+    def __init__(
+        self,
+        settings: TwilioSettings,
+        *,
+        repository: CommunicationRepository | None = None,
+        http_client: Any = None,
+        clock: Callable[[], datetime] | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        sleep: Callable[[float], object] = time.sleep,
+        send_limiter: SendLimiter | None = None,
+    ) -> None:
+        if not isinstance(settings, TwilioSettings):
+            raise TypeError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+        if repository is None:
+            repository = InMemoryRepository()
+        elif not isinstance(repository, CommunicationRepository):
+            raise TypeError(
+                "repository must implement CommunicationRepository, "
+                f"not {type(repository).__name__}"
+            )
+        if send_limiter is not None and not isinstance(send_limiter, SendLimiter):
+            raise TypeError(
+                f"send_limiter must implement SendLimiter, not {type(send_limiter).__name__}"
+            )
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be callable")
+        if not callable(sleep):
+            raise TypeError("sleep must be callable")
+        http = RetryingHttpClient(
+            http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
+        )
+        self._path = SendPath(
+            settings=settings,
+            clock=clock or utcnow,
+            repository=repository,
+            rest=TwilioRest(settings, http),
+            send_limiter=send_limiter,
+        )
+
+    @property
+    def settings(self) -> TwilioSettings:
+        """The settings this client sends with."""
+        return self._path.settings
+
+    @property
+    def repository(self) -> CommunicationRepository:
+        """Where this client keeps its records."""
+        return self._path.repository
+
+    @property
+    def send_limiter(self) -> SendLimiter | None:
+        """The per-prospect send cap, if any."""
+        return self._path.send_limiter
+
+    def __repr__(self) -> str:
+        return (
+            f"<CommunicationsClient account={mask_sid(self.settings.account_sid)} "
+            f"repository={type(self.repository).__name__}>"
+        )
+
+    # -- public API -------------------------------------------------------------------------
+
+    def send_sms(
+        self,
+        to: str,
+        body: str,
+        *,
+        prospect_id: str | None = None,
+        status_callback: str | None = None,
+    ) -> SendResult:
+        """Send an SMS from ``settings.phone_number`` (or the messaging service).
+
+        With ``messaging_service_sid`` set, Twilio picks the sender from the
+        service (``MessagingServiceSid`` is sent instead of ``From``).
+
+        Raises:
+            InvalidPhoneNumber: ``to`` is not a valid number.
+            ConfigurationError: no SMS sender in the settings.
+            ValueError: an empty or too long body, a malformed callback URL.
+            SendLimitExceeded: over the send limit; nothing written or sent.
+            RepositoryError: the pending record could not be written; nothing sent.
+            TwilioAPIError: Twilio refused (the record is ``failed``).
+            SendOutcomeUnknown: no answer came (the record is ``unknown``).
+
+        New in 0.1.0.
+        """
+        path = self._path
+        prepared = path.prepare_message(
+            Channel.SMS, to, body=body, prospect_id=prospect_id, status_callback=status_callback
+        )
+        return path.send(prepared)
+
+    def send_whatsapp(
+        self,
+        to: str,
+        body: str | None = None,
+        *,
+        media_url: str | Sequence[str] | None = None,
+        content_sid: str | None = None,
+        content_variables: Mapping[str, Any] | None = None,
+        prospect_id: str | None = None,
+        status_callback: str | None = None,
+    ) -> SendResult:
+        """Send a WhatsApp message: a body, media, or both; or an approved template.
+
+        ``whatsapp:`` prefixes are added (a given one is accepted). ``media_url``
+        is one URL or a list (at most 10). ``content_sid`` (``HX...``) with
+        ``content_variables`` (a JSON-serializable mapping, sent as JSON) sends
+        a template, which WhatsApp requires outside the 24-hour window; it
+        cannot be combined with ``body`` or ``media_url``.
+
+        Raises the same errors as `send_sms`.
+
+        New in 0.1.0.
+        """
+        path = self._path
+        prepared = path.prepare_message(
+            Channel.WHATSAPP,
+            to,
+            body=body,
+            media_url=media_url,
+            content_sid=content_sid,
+            content_variables=content_variables,
+            prospect_id=prospect_id,
+            status_callback=status_callback,
+        )
+        return path.send(prepared)
+
+    def make_call(
+        self,
+        to: str,
+        *,
+        twiml_url: str | None = None,
+        twiml: str | None = None,
+        record: bool = False,
+        prospect_id: str | None = None,
+        status_callback: str | None = None,
+        recording_status_callback: str | None = None,
+    ) -> SendResult:
+        """Call ``to`` from ``settings.phone_number``, running ``twiml_url`` or ``twiml``.
+
+        Exactly one of ``twiml_url`` and ``twiml``. Twilio is asked for the call
+        events ``initiated ringing answered completed``; with ``record=True``
+        the call is recorded and the recording events ``completed absent`` go
+        to ``recording_status_callback`` (default
+        ``{webhook_base_url}/recording-status``).
+
+        Raises the same errors as `send_sms`.
+
+        New in 0.1.0.
+        """
+        path = self._path
+        prepared = path.prepare_call(
+            to,
+            twiml_url=twiml_url,
+            twiml=twiml,
+            record=record,
+            prospect_id=prospect_id,
+            status_callback=status_callback,
+            recording_status_callback=recording_status_callback,
+        )
+        return path.send(prepared)
+
+    def send_batch(
+        self,
+        messages: Iterable[BatchMessage],
+        *,
+        max_concurrency: int = 10,
+        rate_per_second: float | TokenBucket | None = None,
+        max_batch_size: int = 100,
+    ) -> BatchReport:
+        """Send up to ``max_batch_size`` SMS and WhatsApp messages at once; report each.
+
+        ``messages`` are `OutboundMessage`s or mappings in the earlier
+        service's shape (`OutboundMessage.from_dict`). Every item is validated
+        as a single send is: an invalid one (or one over the send limiter)
+        fails in the report with no record and no request, and the rest go
+        out. The valid items' ``pending`` records are written in one
+        ``repository.add_many``; if that fails, nothing is sent and each of
+        them fails in the report. Then up to ``max_concurrency`` threads send,
+        each item once (the client's retry rules apply per item), at most
+        ``rate_per_second`` creates per second (a number, or a shared
+        `servio_twilio.sending.ratelimit.TokenBucket`), completing each record as its
+        send returns.
+
+        Returns a `BatchReport` in input order: a failed item carries the
+        error text and Twilio's code; an item whose outcome is unknown fails
+        saying so, its record ``unknown`` until Twilio's callbacks settle it.
+
+        Raises:
+            BatchTooLarge: more than ``max_batch_size`` messages; nothing written or sent.
+            ValueError: ``max_concurrency`` or ``max_batch_size`` below 1, or
+                ``rate_per_second`` not a positive number.
+            TypeError: ``messages`` is not an iterable of messages.
+
+        New in 0.1.0.
+        """
+        return send_batch(
+            self._path,
+            messages,
+            max_concurrency=max_concurrency,
+            rate_per_second=rate_per_second,
+            max_batch_size=max_batch_size,
+        )
+
+    def history(
+        self,
+        prospect_id: str,
+        *,
+        channel: Channel | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Communication]:
+        """A prospect's communications, newest first.
+
+        ``before`` (an aware datetime) keeps records strictly older: pass the
+        last record's ``timestamp`` to read the next page.
+
+        Raises:
+            ValueError: an empty ``prospect_id``, ``limit`` outside 1..1000, a naive ``before``.
+            RepositoryError: storage failed.
+
+        New in 0.1.0.
+        """
+        check_prospect_id(prospect_id, required=True)
+        if channel is not None:
+            channel = Channel(channel)
+        return self.repository.history(prospect_id, channel=channel, limit=limit, before=before)
+
+    def events(self, communication_id: str) -> list[dict[str, Any]]:
+        """The Twilio callbacks kept for a record, oldest first (empty when none).
+
+        Raises:
+            RepositoryError: storage failed.
+
+        New in 0.1.0.
+        """
+        if not isinstance(communication_id, str) or not communication_id:
+            raise ValueError("communication_id must be a non-empty string")
+        return self.repository.events(communication_id)
+
+    def health(self) -> HealthReport:
+        """Check the Twilio account, the sender number and storage; never raises for their failures.
+
+        Checks: ``account`` (the account is ``active``), ``phone_number`` (it
+        is one of the account's IncomingPhoneNumbers), ``repository`` (it
+        answers ``ping()``) and ``whatsapp_number`` (reported configured or
+        not; it cannot be verified through Twilio's 2010 API and never fails).
+
+        New in 0.1.0.
+        """
+        return check_health(self.settings, self.repository, self._path.rest)

@@ -1,0 +1,97 @@
+"""Health checks for the client: the Twilio account, the sender number and storage."""
+
+from __future__ import annotations
+
+import logging
+
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.results import HealthCheck, HealthReport
+from servio_twilio.sending.twilio_rest import TwilioRest
+from servio_twilio.storage.repository import CommunicationRepository
+
+__all__ = ["check_health", "mask_sid"]
+
+# The client's logger: these records are the client's, wherever the code lives.
+_log = logging.getLogger("servio_twilio.client")
+
+
+def check_health(
+    settings: TwilioSettings, repository: CommunicationRepository, rest: TwilioRest
+) -> HealthReport:
+    """Run every check; see `CommunicationsClient.health`. Never raises for their failures."""
+    checks: list[HealthCheck] = []
+    account_status: str | None = None
+    try:
+        account = rest.call(lambda client: client.api.v2010.accounts(settings.account_sid).fetch())
+        account_status = str(account.status) if account.status is not None else None
+        checks.append(
+            HealthCheck(
+                name="account",
+                ok=account_status == "active",
+                detail=f"account status is {account_status!r}",
+            )
+        )
+    except Exception as exc:
+        _log.warning("health: could not fetch the Twilio account: %s", exc)
+        checks.append(HealthCheck(name="account", ok=False, detail=_describe(exc)))
+    checks.append(_check_phone_number(settings, rest))
+    checks.append(_check_repository(repository))
+    checks.append(
+        HealthCheck(
+            name="whatsapp_number",
+            ok=True,
+            detail="configured (not verifiable through Twilio's API)"
+            if settings.whatsapp_number
+            else "not configured",
+        )
+    )
+    return HealthReport(
+        healthy=all(check.ok for check in checks),
+        account_sid=mask_sid(settings.account_sid),
+        account_status=account_status,
+        phone_number=settings.phone_number,
+        whatsapp_number=settings.whatsapp_number,
+        checks=checks,
+    )
+
+
+def mask_sid(sid: str) -> str:
+    """``sid`` with all but its first six and last four characters starred."""
+    if len(sid) <= 10:
+        return "*" * len(sid)
+    return sid[:6] + "*" * (len(sid) - 10) + sid[-4:]
+
+
+def _check_phone_number(settings: TwilioSettings, rest: TwilioRest) -> HealthCheck:
+    number = settings.phone_number
+    if number is None:
+        if settings.messaging_service_sid or settings.whatsapp_number:
+            return HealthCheck(name="phone_number", ok=True, detail="not configured")
+        return HealthCheck(name="phone_number", ok=False, detail="no sender configured")
+    try:
+        owned = rest.call(
+            lambda client: client.incoming_phone_numbers.list(phone_number=number, limit=50)
+        )
+    except Exception as exc:
+        _log.warning("health: could not list the account's numbers: %s", exc)
+        return HealthCheck(name="phone_number", ok=False, detail=_describe(exc))
+    if any(getattr(item, "phone_number", None) == number for item in owned):
+        return HealthCheck(
+            name="phone_number", ok=True, detail="one of the account's incoming numbers"
+        )
+    return HealthCheck(
+        name="phone_number", ok=False, detail="not among the account's incoming numbers"
+    )
+
+
+def _check_repository(repository: CommunicationRepository) -> HealthCheck:
+    try:
+        repository.ping()
+    except Exception as exc:
+        _log.warning("health: the repository did not answer: %s", exc)
+        return HealthCheck(name="repository", ok=False, detail=_describe(exc))
+    return HealthCheck(name="repository", ok=True, detail="answered ping()")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,112 @@
+"""Send limits: how many sends one prospect (or one number) may get in a window.
+
+The client asks its limiter before anything is written or sent. A limiter is
+anything with ``try_acquire(key) -> float | None`` (the `SendLimiter`
+Protocol); `InMemorySendLimiter` ships, a sliding window per key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from servio_twilio.sending.ratelimit import is_positive_int, is_positive_number
+
+__all__ = ["InMemorySendLimiter", "SendLimiter"]
+
+
+@runtime_checkable
+class SendLimiter(Protocol):
+    """Decides whether one more send to ``key`` is allowed now.
+
+    The client uses the prospect id as the key, or ``"to:<E.164 number>"``
+    for a send without a prospect. Implement it over Redis or a database to
+    share one limit between processes.
+
+    New in 0.1.0.
+    """
+
+    def try_acquire(self, key: str) -> float | None:
+        """Take one send for ``key``: None when allowed (and counted), else the
+        seconds until a send may be allowed (nothing is counted then)."""
+        ...
+
+
+class InMemorySendLimiter:
+    """At most ``max_sends`` sends per key in any ``per_seconds`` window.
+
+    A sliding window (the times of the last ``max_sends`` sends per key),
+    thread-safe, in process memory: each process counts its own sends.
+    ``clock`` returns seconds on a monotonic scale (``time.monotonic`` by
+    default; tests pass a fake). Keys whose sends have all left the window
+    are forgotten, so memory stays bounded by the keys active in one window.
+
+    Raises:
+        ValueError: ``max_sends`` below 1 or ``per_seconds`` not a positive number.
+
+    New in 0.1.0.
+    """
+
+    def __init__(
+        self,
+        max_sends: int = 10,
+        per_seconds: float = 60,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not is_positive_int(max_sends):
+            raise ValueError(f"max_sends must be an int >= 1, got {max_sends!r}")
+        if not is_positive_number(per_seconds):
+            raise ValueError(f"per_seconds must be a positive number, got {per_seconds!r}")
+        self.max_sends = max_sends
+        self.per_seconds = float(per_seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sends: dict[str, deque[float]] = {}
+        self._next_sweep = clock() + self.per_seconds
+
+    def __repr__(self) -> str:
+        return (
+            f"<InMemorySendLimiter max_sends={self.max_sends} "
+            f"per_seconds={self.per_seconds:g} keys={len(self._sends)}>"
+        )
+
+    def try_acquire(self, key: str) -> float | None:
+        """Count one send for ``key`` and return None, or return the seconds to wait."""
+        with self._lock:
+            now = self._clock()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            times = self._sends.get(key)
+            if times is None:
+                times = self._sends[key] = deque()
+            self._expire(times, now)
+            if len(times) < self.max_sends:
+                times.append(now)
+                return None
+            return max(times[0] + self.per_seconds - now, 0.0)
+
+    def remaining(self, key: str) -> int:
+        """How many sends ``key`` may still get in the current window."""
+        with self._lock:
+            times = self._sends.get(key)
+            if times is None:
+                return self.max_sends
+            self._expire(times, self._clock())
+            return self.max_sends - len(times)
+
+    def _expire(self, times: deque[float], now: float) -> None:
+        horizon = now - self.per_seconds
+        while times and times[0] <= horizon:
+            times.popleft()
+
+    def _sweep(self, now: float) -> None:
+        for key in list(self._sends):
+            times = self._sends[key]
+            self._expire(times, now)
+            if not times:
+                del self._sends[key]
+        self._next_sweep = now + self.per_seconds

@@ -1,0 +1,117 @@
+"""Firestore's errors at our storage boundary: translated into ours, and bounded retries.
+
+```
+google.api_core.exceptions.AlreadyExists  -> DuplicateRecord
+any other GoogleAPIError, grpc.RpcError,
+google.auth.exceptions.GoogleAuthError    -> RepositoryError
+```
+
+Imports ``google.api_core`` and ``grpc``: only the Firestore repository imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, Final
+
+import grpc
+from google.api_core import exceptions as api_exceptions, retry as api_retry
+from google.auth import exceptions as auth_exceptions
+
+from servio_twilio.domain.errors import DuplicateRecord, RepositoryError, ServioTwilioError
+
+__all__ = ["detail", "read_options", "storage_cause", "translated", "write_options"]
+
+_log = logging.getLogger("servio_twilio.firestore")
+
+_MAX_DETAIL: Final = 200
+_STORAGE_ERRORS: Final = (
+    api_exceptions.GoogleAPIError,
+    grpc.RpcError,
+    auth_exceptions.GoogleAuthError,
+)
+
+
+_TRANSIENT_WRITE_ERRORS: Final = (
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.ResourceExhausted,
+)
+_TRANSIENT_READ_ERRORS: Final = (
+    *_TRANSIENT_WRITE_ERRORS,
+    api_exceptions.InternalServerError,
+    api_exceptions.DeadlineExceeded,
+)
+
+
+def read_options(timeout: float | None) -> dict[str, Any]:
+    """``retry`` and ``timeout`` for one Firestore read (see `_call_options`)."""
+    return _call_options(timeout, _TRANSIENT_READ_ERRORS)
+
+
+def write_options(timeout: float | None) -> dict[str, Any]:
+    """``retry`` and ``timeout`` for one Firestore write (see `_call_options`)."""
+    return _call_options(timeout, _TRANSIENT_WRITE_ERRORS)
+
+
+def _call_options(timeout: float | None, transient: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """``retry`` and ``timeout`` for one Firestore call, retrying ``transient`` errors.
+
+    The client's query stream re-runs a query whenever the retry predicate
+    accepts the error, with no deadline of its own: the predicate here stops
+    accepting once ``timeout`` seconds have passed, so a dead server fails
+    the call in about ``timeout`` seconds instead of minutes.
+    """
+    if timeout is None:
+        return {}
+    deadline = time.monotonic() + timeout
+
+    def predicate(exc: Exception) -> bool:
+        return isinstance(exc, transient) and time.monotonic() < deadline
+
+    policy = api_retry.Retry(
+        predicate=predicate, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
+    )
+    return {"retry": policy, "timeout": timeout}
+
+
+def detail(exc: BaseException) -> str:
+    """What failed, without anything a credential could hide in."""
+    if isinstance(exc, api_exceptions.GoogleAPIError):
+        message = getattr(exc, "message", None) or str(exc)
+        text = f"{type(exc).__name__}: {message}"
+    elif isinstance(exc, grpc.RpcError):
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        text = f"gRPC error {code.name if code is not None else type(exc).__name__}"
+    else:
+        text = type(exc).__name__
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+
+
+def storage_cause(exc: BaseException) -> BaseException | None:
+    """The first Firestore, gRPC or auth error behind ``exc``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _STORAGE_ERRORS):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Turn every Firestore, gRPC and auth error raised inside into ours."""
+    try:
+        yield
+    except ServioTwilioError:
+        raise
+    except api_exceptions.AlreadyExists as exc:
+        raise DuplicateRecord(f"Firestore {operation}: the record already exists") from exc
+    except _STORAGE_ERRORS as exc:
+        what = detail(exc)
+        _log.warning("Firestore %s failed: %s", operation, what)
+        raise RepositoryError(f"Firestore {operation} failed: {what}") from exc

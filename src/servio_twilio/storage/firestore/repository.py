@@ -1,0 +1,345 @@
+"""The Google Cloud Firestore backend of the ``communications`` collection.
+
+Install it with ``pip install servio-twilio[firestore]``. This module imports
+``google.cloud.firestore`` itself, so ``import servio_twilio`` never does.
+
+Documents keep the earlier Node.js service's field names (``prospectId``,
+``type``, ``twilioSid``, ...); `to_document` and `from_document` (from
+`servio_twilio.storage.firestore.documents`) are the one place that converts. Every
+``google.api_core``, ``grpc`` and ``google.auth`` error is translated at this
+boundary (by `servio_twilio.storage.firestore.errors`):
+
+```
+google.api_core.exceptions.AlreadyExists  -> DuplicateRecord
+any other GoogleAPIError, grpc.RpcError,
+google.auth.exceptions.GoogleAuthError    -> RepositoryError
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.domain.models import Channel, Communication, Direction, replace, utcnow
+from servio_twilio.storage.firestore.documents import (
+    STORED_FIELDS,
+    from_document,
+    stored_integer,
+    to_document,
+)
+from servio_twilio.storage.memory import new_id
+from servio_twilio.storage.repository import (
+    check_history_args,
+    check_update_result,
+    timestamp_order,
+)
+
+try:
+    from google.cloud import firestore
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "servio_twilio.firestore needs google-cloud-firestore: "
+        "pip install 'servio-twilio[firestore]'"
+    ) from exc
+
+from servio_twilio.storage.firestore.errors import (
+    detail,
+    read_options,
+    storage_cause,
+    translated,
+    write_options,
+)
+
+__all__ = [
+    "EVENTS_SUBCOLLECTION",
+    "MAX_BATCH_WRITES",
+    "FirestoreRepository",
+]
+
+MAX_BATCH_WRITES: Final = 500
+"""The most writes one Firestore commit may carry."""
+
+EVENTS_SUBCOLLECTION: Final = "events"
+"""The subcollection of a record that keeps its callbacks."""
+_MAX_ID_BYTES: Final = 1500
+
+
+def _valid_id(communication_id: object) -> bool:
+    """Whether Firestore can hold a document with this id in one collection."""
+    return (
+        isinstance(communication_id, str)
+        and communication_id not in {"", ".", ".."}
+        and "/" not in communication_id
+        and not (communication_id.startswith("__") and communication_id.endswith("__"))
+        and len(communication_id.encode("utf-8", "surrogatepass")) <= _MAX_ID_BYTES
+    )
+
+
+def _chunks(items: list[Communication], size: int) -> Iterator[list[Communication]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- the repository -------------------------------------------------------------------------
+
+
+class FirestoreRepository:
+    """A `CommunicationRepository` over a Firestore collection.
+
+    ``client`` is a ``google.cloud.firestore.Client``; ``collection`` the
+    collection name; ``timeout`` the seconds each Firestore call may take,
+    retries included (None: the client library's default).
+
+    `update` runs in a Firestore transaction; `add_many` commits batches of
+    at most 500 writes; `append_event` keeps callbacks in the record's
+    ``events`` subcollection, numbered by an ``eventCount`` on the record in
+    the same transaction. Every storage failure raises `RepositoryError`.
+
+    New in 0.1.0.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        collection: str = "communications",
+        timeout: float | None = 30.0,
+    ) -> None:
+        if not _valid_id(collection):
+            raise ValueError(f"invalid Firestore collection name {collection!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+        self._client = client
+        self._collection_name = collection
+        self._timeout = timeout
+        self._collection = client.collection(collection)
+
+    def __repr__(self) -> str:
+        return f"<FirestoreRepository collection={self._collection_name!r}>"
+
+    @property
+    def collection(self) -> str:
+        """The collection's name."""
+        return self._collection_name
+
+    def add(self, communication: Communication) -> Communication:
+        """Create the record's document; an existing id raises `DuplicateRecord`."""
+        item = self._with_id(communication)
+        assert item.id is not None
+        with translated("add"):
+            self._collection.document(item.id).create(to_document(item), **self._writing())
+        return item
+
+    def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
+        """Create many records in batched commits of at most 500 writes.
+
+        Nothing is written when an id repeats in the input or, as far as a
+        read just before writing can tell, already exists (`DuplicateRecord`).
+        Each commit is atomic; when one fails, the commits before it stay.
+        """
+        originals = list(communications)
+        given = [c.id for c in originals if c.id is not None]
+        items = [self._with_id(c) for c in originals]
+        seen: set[str] = set()
+        for item in items:
+            assert item.id is not None
+            if item.id in seen:
+                raise DuplicateRecord(f"the id {item.id!r} appears twice in one add_many")
+            seen.add(item.id)
+        with translated("add_many"):
+            self._refuse_existing(given)
+            for chunk in _chunks(items, MAX_BATCH_WRITES):
+                batch = self._client.batch()
+                for item in chunk:
+                    assert item.id is not None
+                    batch.create(self._collection.document(item.id), to_document(item))
+                batch.commit(**self._writing())
+        return items
+
+    def get(self, communication_id: str) -> Communication | None:
+        """The record with this id, or None."""
+        if not _valid_id(communication_id):
+            return None
+        with translated("get"):
+            snapshot = self._collection.document(communication_id).get(**self._reading())
+        return self._read(snapshot, snapshot.to_dict() or {}) if snapshot.exists else None
+
+    def find_by_sid(self, sid: str) -> Communication | None:
+        """The record whose ``twilioSid`` is ``sid``, or None."""
+        query = self._collection.where(filter=firestore.FieldFilter("twilioSid", "==", sid))
+        found = self._run("find_by_sid", query.limit(1))
+        return found[0] if found else None
+
+    def update(
+        self, communication_id: str, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        """Read, apply ``fn`` and write in one Firestore transaction.
+
+        Only changed documents are written, with a field update: fields this
+        library does not know (``eventCount``, a legacy service's extras) are
+        kept, and an optional field ``fn`` cleared is stored as null. A missing
+        id raises `RecordNotFound`; ``fn`` returning another type or changing
+        the id raises `RepositoryError`.
+        """
+        if not _valid_id(communication_id):
+            raise RecordNotFound(f"no record with id {communication_id!r}")
+        ref = self._collection.document(communication_id)
+
+        def _apply(transaction: Any) -> Communication:
+            snapshot = ref.get(transaction=transaction, **self._reading())
+            if not snapshot.exists:
+                raise RecordNotFound(f"no record with id {communication_id!r}")
+            data = snapshot.to_dict() or {}
+            current = self._read(snapshot, data)
+            updated = check_update_result(fn(current), communication_id)
+            if updated != current:
+                document = to_document(updated)
+                removed = data.keys() & STORED_FIELDS - document.keys()
+                document.update(dict.fromkeys(removed))  # cleared: stored as null
+                transaction.update(ref, document)
+            return updated
+
+        result: Communication = self._transact("update", _apply)
+        return result
+
+    def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
+        """Keep ``event`` in the record's ``events`` subcollection, after earlier ones.
+
+        One transaction reads the record (missing: `RecordNotFound`), bumps
+        its ``eventCount`` and writes the event document ``{seq, storedAt,
+        payload}``, so events keep their order even within a millisecond.
+        A value Firestore cannot store raises `RepositoryError`.
+        """
+        if not _valid_id(communication_id):
+            raise RecordNotFound(f"no record with id {communication_id!r}")
+        payload = dict(event)
+        ref = self._collection.document(communication_id)
+
+        def _append(transaction: Any) -> None:
+            snapshot = ref.get(transaction=transaction, **self._reading())
+            if not snapshot.exists:
+                raise RecordNotFound(f"no record with id {communication_id!r}")
+            seq = stored_integer((snapshot.to_dict() or {}).get("eventCount")) or 0
+            transaction.update(ref, {"eventCount": seq + 1})
+            # The suffix keeps two writers that saw the same count (possible only
+            # without isolation, as on emulators) from overwriting each other.
+            event_ref = ref.collection(EVENTS_SUBCOLLECTION).document(f"{seq:012d}-{new_id()[:8]}")
+            try:
+                transaction.set(event_ref, {"seq": seq, "storedAt": utcnow(), "payload": payload})
+            except (TypeError, ValueError) as exc:  # the client encodes values here
+                raise RepositoryError(f"event cannot be stored in Firestore: {exc}") from exc
+
+        self._transact("append_event", _append)
+
+    def events(self, communication_id: str) -> list[dict[str, Any]]:
+        """The record's kept callbacks as given, oldest first."""
+        if not _valid_id(communication_id):
+            return []
+        query = (
+            self._collection.document(communication_id)
+            .collection(EVENTS_SUBCOLLECTION)
+            .order_by("seq")
+        )
+        with translated("events"):
+            snapshots = list(query.stream(**self._reading()))
+        kept = [(s.to_dict() or {}, s.id) for s in snapshots]
+        kept.sort(key=lambda pair: (stored_integer(pair[0].get("seq")) or 0, pair[1]))
+        return [dict(data["payload"]) if "payload" in data else data for data, _ in kept]
+
+    def history(
+        self,
+        prospect_id: str,
+        *,
+        channel: Channel | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Communication]:
+        """A prospect's records, newest ``timestamp`` first; ``before`` is exclusive."""
+        check_history_args(limit, before, channel)
+        query = self._collection.where(
+            filter=firestore.FieldFilter("prospectId", "==", prospect_id)
+        )
+        if channel is not None:
+            query = query.where(filter=firestore.FieldFilter("type", "==", Channel(channel).value))
+        if before is not None:
+            query = query.where(filter=firestore.FieldFilter("timestamp", "<", before))
+        query = query.order_by("timestamp", direction=firestore.Query.DESCENDING).limit(limit)
+        return self._run("history", query)
+
+    def latest_outbound_to(self, number: str) -> Communication | None:
+        """The newest outbound record whose ``to`` is ``number``, or None."""
+        query = (
+            self._collection.where(filter=firestore.FieldFilter("to", "==", number))
+            .where(filter=firestore.FieldFilter("direction", "==", Direction.OUTBOUND.value))
+            .order_by("timestamp", direction=firestore.Query.DESCENDING)
+            .limit(1)
+        )
+        found = self._run("latest_outbound_to", query)
+        return found[0] if found else None
+
+    def ping(self) -> None:
+        """Read one document of the collection (if any): `RepositoryError` when that fails."""
+        with translated("ping"):
+            list(self._collection.limit(1).stream(**self._reading()))
+
+    # --- helpers ---
+
+    def _with_id(self, communication: Communication) -> Communication:
+        if communication.id is None:
+            return replace(communication, id=new_id())
+        if not _valid_id(communication.id):
+            raise RepositoryError(f"Firestore cannot store a document with id {communication.id!r}")
+        return communication
+
+    def _reading(self) -> dict[str, Any]:
+        return read_options(self._timeout)
+
+    def _writing(self) -> dict[str, Any]:
+        return write_options(self._timeout)
+
+    def _transact(self, operation: str, body: Callable[[Any], Any]) -> Any:
+        """Run ``body(transaction)`` in a Firestore transaction, retried on contention."""
+        with translated(operation):
+            try:
+                return firestore.transactional(body)(self._client.transaction())
+            except ValueError as exc:
+                # The client raises ValueError when it gives up after max_attempts
+                # aborts, or when it cannot roll back after a failed begin: the
+                # storage error is then its cause or context.
+                cause = storage_cause(exc)
+                if cause is None:
+                    raise
+                raise RepositoryError(f"Firestore {operation} failed: {detail(cause)}") from cause
+
+    def _refuse_existing(self, ids: list[str]) -> None:
+        """Raise `DuplicateRecord` when a caller-given id is already stored.
+
+        Auto-assigned ids are fresh, so only given ones are read (one call).
+        """
+        if not ids:
+            return
+        refs = [self._collection.document(i) for i in ids]
+        for snapshot in self._client.get_all(refs, field_paths=[], **self._reading()):
+            if snapshot.exists:
+                raise DuplicateRecord(f"a record with id {snapshot.id!r} already exists")
+
+    def _read(self, snapshot: Any, data: Mapping[str, Any]) -> Communication:
+        """The record in ``snapshot``, whose ``to_dict()`` (a deep copy) is ``data``."""
+        create_time = getattr(snapshot, "create_time", None)
+        return from_document(
+            snapshot.id,
+            data,
+            fallback_time=create_time if isinstance(create_time, datetime) else None,
+        )
+
+    def _run(self, operation: str, query: Any) -> list[Communication]:
+        with translated(operation):
+            snapshots = list(query.stream(**self._reading()))
+        records = [self._read(s, s.to_dict() or {}) for s in snapshots]
+        records.sort(key=timestamp_order, reverse=True)
+        return records

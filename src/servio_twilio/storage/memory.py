@@ -1,0 +1,176 @@
+"""The embedded default repository: complete, thread-safe, in process memory."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound
+from servio_twilio.domain.models import Channel, Communication, Direction, replace
+from servio_twilio.storage.repository import (
+    check_history_args,
+    check_update_result,
+    timestamp_order,
+)
+
+__all__ = ["InMemoryRepository"]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy_value(value: Any) -> Any:
+    if type(value) is dict:
+        return _copy_event(value)
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | tuple):
+        return [_copy_value(item) for item in value]
+    if isinstance(value, Mapping):
+        return _copy_event(value)
+    return copy.deepcopy(value)
+
+
+def _copy_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON-shaped event, several times faster than `copy.deepcopy`."""
+    # Most values are str: skipping the call for them halves the cost.
+    return {
+        key: value if type(value) is str else _copy_value(value) for key, value in event.items()
+    }
+
+
+def new_id() -> str:
+    """A new random record id (20 characters, like Firestore's auto ids)."""
+    return uuid.uuid4().hex[:20]
+
+
+class InMemoryRepository:
+    """A `CommunicationRepository` that keeps everything in memory.
+
+    Complete (every method of the contract), thread-safe (one lock, so
+    `update` is atomic), and fast; the default for the client and the
+    webhook apps, and a real backend for tests and single-process hosts.
+    Contents are lost with the process.
+
+    New in 0.1.0.
+    """
+
+    blocking = False
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, Communication] = {}
+        self._by_sid: dict[str, str] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<InMemoryRepository records={len(self._records)}>"
+
+    def __len__(self) -> int:
+        """How many records are stored."""
+        return len(self._records)
+
+    def add(self, communication: Communication) -> Communication:
+        """Store a new record; see `CommunicationRepository.add`."""
+        return self.add_many([communication])[0]
+
+    def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
+        """Store new records all at once: either all are stored or none is."""
+        items = [c if c.id is not None else replace(c, id=new_id()) for c in communications]
+        with self._lock:
+            seen: set[str] = set()
+            for item in items:
+                assert item.id is not None
+                if item.id in self._records or item.id in seen:
+                    raise DuplicateRecord(f"a record with id {item.id!r} already exists")
+                seen.add(item.id)
+            for item in items:
+                self._put(item)
+        return items
+
+    def get(self, communication_id: str) -> Communication | None:
+        """The record with this id, or None."""
+        return self._records.get(communication_id)
+
+    def find_by_sid(self, sid: str) -> Communication | None:
+        """The record with this Twilio SID, or None."""
+        with self._lock:
+            communication_id = self._by_sid.get(sid)
+            return None if communication_id is None else self._records.get(communication_id)
+
+    def update(
+        self, communication_id: str, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        """Read, apply ``fn`` and write under the lock; see `CommunicationRepository.update`."""
+        with self._lock:
+            current = self._records.get(communication_id)
+            if current is None:
+                raise RecordNotFound(f"no record with id {communication_id!r}")
+            updated = check_update_result(fn(current), communication_id)
+            if updated is not current:
+                self._put(updated)
+            return updated
+
+    def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
+        """Keep a deep copy of ``event`` after the record's earlier ones."""
+        kept = _copy_event(event)
+        with self._lock:
+            if communication_id not in self._records:
+                raise RecordNotFound(f"no record with id {communication_id!r}")
+            self._events.setdefault(communication_id, []).append(kept)
+
+    def events(self, communication_id: str) -> list[dict[str, Any]]:
+        """Copies of the record's kept callbacks, oldest first."""
+        with self._lock:
+            return [_copy_event(event) for event in self._events.get(communication_id, [])]
+
+    def history(
+        self,
+        prospect_id: str,
+        *,
+        channel: Channel | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Communication]:
+        """A prospect's records, newest first; see `CommunicationRepository.history`."""
+        check_history_args(limit, before, channel)
+        with self._lock:
+            found = [
+                c
+                for c in self._records.values()
+                if c.prospect_id == prospect_id
+                and (channel is None or c.channel == channel)
+                and (before is None or c.timestamp < before)
+            ]
+        found.sort(key=timestamp_order, reverse=True)
+        return found[:limit]
+
+    def latest_outbound_to(self, number: str) -> Communication | None:
+        """The newest outbound record to ``number``, or None."""
+        with self._lock:
+            sent = [
+                c
+                for c in self._records.values()
+                if c.to == number and c.direction == Direction.OUTBOUND
+            ]
+        return max(sent, key=timestamp_order, default=None)
+
+    def ping(self) -> None:
+        """Always answers: memory is never down."""
+
+    def _put(self, communication: Communication) -> None:
+        assert communication.id is not None
+        previous = self._records.get(communication.id)
+        if (
+            previous is not None
+            and previous.twilio_sid
+            and previous.twilio_sid != (communication.twilio_sid)
+        ):
+            self._by_sid.pop(previous.twilio_sid, None)
+        self._records[communication.id] = communication
+        if communication.twilio_sid:
+            self._by_sid[communication.twilio_sid] = communication.id

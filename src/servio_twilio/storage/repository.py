@@ -1,0 +1,145 @@
+"""The storage contract every backend of the ``communications`` collection meets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from servio_twilio.domain.errors import RepositoryError
+from servio_twilio.domain.models import Channel, Communication
+
+__all__ = [
+    "MAX_HISTORY_LIMIT",
+    "CommunicationRepository",
+    "check_history_args",
+    "check_update_result",
+    "timestamp_order",
+]
+
+
+@runtime_checkable
+class CommunicationRepository(Protocol):
+    """Where communications and their callbacks are kept.
+
+    Write your own backend by implementing these methods; the contract suite
+    in the project's tests (``tests/test_repository_contract.py``) shows what
+    each must do. Every storage failure raises `RepositoryError` (or one of
+    its subclasses), never a driver's exception.
+
+    ``blocking`` is True when calls do I/O: the ASGI webhook app then runs
+    them in a worker thread.
+
+    New in 0.1.0.
+    """
+
+    blocking: bool
+
+    def add(self, communication: Communication) -> Communication:
+        """Store a new record and return it with its ``id``.
+
+        Assigns an ``id`` when it has none, keeps a given one; an ``id`` that
+        exists raises `DuplicateRecord`.
+        """
+        ...
+
+    def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
+        """Store many new records in bulk, in order; same rules as `add`."""
+        ...
+
+    def get(self, communication_id: str) -> Communication | None:
+        """The record with this id, or None."""
+        ...
+
+    def find_by_sid(self, sid: str) -> Communication | None:
+        """The record with this Twilio SID, or None."""
+        ...
+
+    def update(
+        self, communication_id: str, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        """Atomically read the record, apply ``fn`` to it and write the result.
+
+        ``fn`` may run more than once (a backend may retry on contention), so
+        it must be pure. A missing id raises `RecordNotFound`.
+        """
+        ...
+
+    def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
+        """Keep one callback as received, after the record's earlier ones.
+
+        A missing id raises `RecordNotFound`.
+        """
+        ...
+
+    def events(self, communication_id: str) -> list[dict[str, Any]]:
+        """The record's kept callbacks, oldest first (empty when none or no record)."""
+        ...
+
+    def history(
+        self,
+        prospect_id: str,
+        *,
+        channel: Channel | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Communication]:
+        """A prospect's records, newest ``timestamp`` first.
+
+        ``before`` (an aware datetime) keeps only records strictly older: pass
+        the last record's ``timestamp`` to page.
+        """
+        ...
+
+    def latest_outbound_to(self, number: str) -> Communication | None:
+        """The newest outbound record sent to ``number`` (E.164), or None."""
+        ...
+
+    def ping(self) -> None:
+        """Return when storage answers; raise `RepositoryError` when it does not."""
+        ...
+
+
+MAX_HISTORY_LIMIT = 1000
+
+
+def check_history_args(
+    limit: int, before: datetime | None, channel: Channel | str | None = None
+) -> None:
+    """Raise `ValueError` for a ``limit`` outside 1..1000, a naive ``before`` or an unknown
+    ``channel``.
+
+    Backends call it first, so every backend refuses the same bad input.
+    """
+    if channel is not None and channel not in {c.value for c in Channel}:
+        raise ValueError(f"channel must be one of sms, whatsapp, call, not {channel!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
+    if before is not None:
+        if not isinstance(before, datetime):
+            raise TypeError(f"before must be a datetime, not {type(before).__name__}")
+        if before.tzinfo is None or before.utcoffset() is None:
+            raise ValueError("before must be an aware datetime (UTC)")
+
+
+def check_update_result(updated: object, communication_id: str) -> Communication:
+    """Return ``updated``, what an `update` function gave for ``communication_id``.
+
+    Raise `RepositoryError` when it is not a `Communication` or has another
+    ``id``. Backends call it on the function's result, so every backend
+    refuses the same bad result.
+    """
+    if not isinstance(updated, Communication):
+        raise RepositoryError(
+            f"update function returned {type(updated).__name__}, not Communication"
+        )
+    if updated.id != communication_id:
+        raise RepositoryError("update function must not change the record's id")
+    return updated
+
+
+def timestamp_order(communication: Communication) -> tuple[datetime, str]:
+    """Sort key of records: by ``timestamp``, ties by ``id``; the newest sorts last."""
+    return (communication.timestamp, communication.id or "")

@@ -1,0 +1,266 @@
+"""The webhook app for ASGI servers and frameworks, and a path-prefix dispatcher.
+
+A thin adapter over `servio_twilio.webhooks.core`: it reads the request (body across
+``more_body`` messages, never past ``max_body_bytes``), lets the core judge it,
+and sends the answer. Work the core asks for runs inline, except that async
+hooks are awaited and, when the repository is ``blocking``, the repository and
+plain hooks run in a worker thread. With no hooks and a repository that is not
+``blocking``, the core answers directly (`WebhookCore.respond`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from typing import Any
+from urllib.parse import quote
+
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.webhooks.core import (
+    ROUTES,
+    Step,
+    WebhookRequest,
+    WebhookResponse,
+    build_core,
+    check_prefix,
+)
+from servio_twilio.webhooks.http import HEADERS, declared_length
+
+__all__ = ["ASGIApp", "make_asgi_app", "mount_asgi"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI 3 application: ``await app(scope, receive, send)``."""
+
+_PATH_SAFE = "/!$&'()*+,;=:@-._~%"
+_WANTED = {name.encode("latin-1"): name for name in HEADERS}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def make_asgi_app(
+    *,
+    settings: TwilioSettings | None = None,
+    verifier: Any = None,
+    repository: CommunicationRepository,
+    public_base_url: str | None = None,
+    trust_forwarded_headers: bool = False,
+    on_event: Callable[..., Any] | None = None,
+    on_inbound: Callable[..., Any] | None = None,
+    prospect_resolver: Callable[..., Any] | None = None,
+    max_body_bytes: int = 65536,
+) -> ASGIApp:
+    """An ASGI app receiving Twilio's callbacks into ``repository``.
+
+    Routes, relative to where it is mounted (``POST``, form-encoded):
+    ``/message-status``, ``/call-status``, ``/recording-status`` and
+    ``/inbound``. ``settings`` gives the verifier (its auth tokens) and, unless
+    ``public_base_url`` is given, the public URL of the mount point
+    (``settings.webhook_base_url``); ``verifier`` replaces the one from
+    ``settings``. Hooks may be plain or async: ``on_event(event)`` after each
+    callback is stored, ``on_inbound(event)`` returning the TwiML to answer an
+    incoming message with (or None), ``prospect_resolver(from_number)``
+    returning the prospect id an incoming message belongs to.
+
+    The app answers ``lifespan`` startup and shutdown, closes websocket
+    connections, and raises `ConfigurationError` for any other scope type.
+
+    Raises:
+        ConfigurationError: for settings that cannot work (no settings and no
+            verifier, a bad ``public_base_url``, a hook that is not callable...).
+
+    New in 0.1.0.
+    """
+    core = build_core(
+        settings=settings,
+        verifier=verifier,
+        repository=repository,
+        public_base_url=public_base_url,
+        trust_forwarded_headers=trust_forwarded_headers,
+        on_event=on_event,
+        on_inbound=on_inbound,
+        prospect_resolver=prospect_resolver,
+        max_body_bytes=max_body_bytes,
+        allow_async_hooks=True,
+    )
+    limit = core.max_body_bytes
+
+    async def twilio_webhook_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await _other_scope(scope, receive, send)
+            return
+        path, root = scope.get("path") or "/", scope.get("root_path") or ""
+        route = path[len(root) :] if root and path.startswith(root) else path
+        method = scope.get("method", "GET")
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers") or ():
+            key = _WANTED.get(name.lower())
+            if key is not None and key not in headers:
+                headers[key] = value.decode("latin-1")
+        body, complete = b"", True
+        if method == "POST" and route in ROUTES:
+            declared = headers.get("content-length")
+            if declared is not None and (declared_length(declared) or 0) > limit:
+                complete = False
+            else:
+                message = await receive()
+                body = bytes(message.get("body") or b"")  # no copy when it is bytes already
+                if message.get("more_body", False) or message.get("type") != "http.request":
+                    read = await _read_rest(receive, limit, message)
+                    if read is None:
+                        return  # the client went away
+                    body, complete = read
+                elif len(body) > limit:
+                    body, complete = b"", False
+        scheme = scope.get("scheme") or "http"
+        request = WebhookRequest(
+            method=method,
+            route=route,
+            raw_path=_raw_path(scope, path, root),
+            query=(scope.get("query_string") or b"").decode("latin-1"),
+            scheme=scheme,
+            host=headers.get("host") or _server_host(scope, scheme),
+            headers=headers,
+            body=body,
+            body_complete=complete,
+        )
+        if core.inline:
+            response = core.respond(request)
+        else:
+            response = await _drive(core.handle(request), blocking=core.blocking)
+        await send(_start_message(response))
+        await send({"type": "http.response.body", "body": response.body})
+
+    return twilio_webhook_app
+
+
+def _raw_path(scope: Scope, path: str, root: str) -> str:
+    raw = scope.get("raw_path")
+    if raw:
+        return bytes(raw).decode("latin-1").split("?", 1)[0]
+    # ``path`` already includes ``root_path`` in current servers and Starlette's Mount.
+    full = path if not root or path.startswith(root) else root + path
+    return quote(full, safe=_PATH_SAFE)
+
+
+def _server_host(scope: Scope, scheme: str) -> str:
+    server = scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server[0], server[1]
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return str(host)
+    return f"{host}:{port}"
+
+
+async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[bytes, bool] | None:
+    """The body that begins with message ``first`` and whether it is complete.
+
+    None when the client disconnected; stops reading past ``limit``.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    message = first
+    while True:
+        if message.get("type") == "http.disconnect":
+            return None
+        chunk = bytes(message.get("body") or b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        message = await receive()
+
+
+async def _drive(
+    steps: Generator[Step, Any, WebhookResponse], *, blocking: bool
+) -> WebhookResponse:
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            response: WebhookResponse = stop.value
+            return response
+        value, error = None, None
+        try:
+            if step.is_async:
+                value = await step.call()
+            elif blocking:
+                value = await asyncio.to_thread(step.call)
+            else:
+                value = step.call()
+            if step.is_hook and inspect.isawaitable(value):  # a plain hook may return one
+                value = await value
+        except Exception as exc:
+            error = exc
+
+
+def _start_message(response: WebhookResponse) -> Message:
+    """The ``http.response.start`` message of ``response``."""
+    headers = [(name.encode("latin-1"), text.encode("latin-1")) for name, text in response.headers]
+    if response.status != 204:
+        headers.append((b"content-length", b"%d" % len(response.body)))
+    return {"type": "http.response.start", "status": response.status, "headers": headers}
+
+
+async def _other_scope(scope: Scope, receive: Receive, send: Send) -> None:
+    """Lifespan and websocket scopes; anything else is a configuration error."""
+    kind = scope.get("type")
+    if kind == "lifespan":
+        await _lifespan(receive, send)
+    elif kind == "websocket":
+        if (await receive()).get("type") == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008})
+    else:
+        raise ConfigurationError(f"the Twilio webhook app serves HTTP, not {kind!r} scopes")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message.get("type") == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message.get("type") == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def mount_asgi(host_app: ASGIApp, prefix: str, app: ASGIApp) -> ASGIApp:
+    """An ASGI app sending requests under ``prefix`` to ``app``, all others to ``host_app``.
+
+    ``prefix`` is a path such as ``/api/twilio/webhook``; a request for it or
+    anything below it goes to ``app`` with ``prefix`` added to ``root_path``
+    (``path`` stays the full path, as Starlette's ``Mount`` does). Lifespan
+    events go to ``host_app``. For hosts that cannot mount apps (Django).
+
+    Raises:
+        ConfigurationError: ``prefix`` is not a path below ``/``.
+
+    New in 0.1.0.
+    """
+    prefix = check_prefix(prefix)
+
+    async def dispatcher(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            path, root = scope.get("path") or "/", scope.get("root_path") or ""
+            included = not root or path.startswith(root)
+            relative = path[len(root) :] if root and included else path
+            if relative == prefix or relative.startswith(prefix + "/"):
+                child = dict(scope)
+                child["root_path"] = root + prefix
+                if not included:  # an older server: ``path`` was relative to ``root_path``
+                    child["path"] = relative[len(prefix) :] or "/"
+                await app(child, receive, send)
+                return
+        await host_app(scope, receive, send)
+
+    return dispatcher

@@ -1,0 +1,231 @@
+"""Applying verified callbacks to the repository.
+
+A status callback finds its record by SID, else by ``cid`` (ignored when that
+record already has another SID), else creates one from its own fields with
+the id ``sid-<SID>``, added with the callback already applied; a
+`DuplicateRecord` on that add means a racing callback created it first, so this
+one updates instead. A found record changes in one atomic ``repository.update``
+through `servio_twilio.domain.status.advance`; either way the callback is kept, as
+received, with ``append_event``.
+
+Every function here is synchronous and does only repository calls: the ASGI
+app runs each one in a worker thread when the repository is ``blocking``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final, NamedTuple
+
+from servio_twilio.domain.errors import DuplicateRecord
+from servio_twilio.domain.models import Channel, Communication, Direction, replace
+from servio_twilio.domain.status import RECEIVED, UNKNOWN, advance
+from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.webhooks.events import (
+    CallStatusEvent,
+    InboundMessageEvent,
+    MessageStatusEvent,
+    RecordingStatusEvent,
+    WebhookEvent,
+    copy_params,
+)
+
+__all__ = [
+    "Callback",
+    "event_record",
+    "sid_record_id",
+    "store_inbound_callback",
+    "store_status",
+    "valid_cid",
+]
+
+_CID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def sid_record_id(sid: str) -> str:
+    """The id of a record created from a callback: ``sid-<SID>``."""
+    return "sid-" + sid
+
+
+def valid_cid(cid: str | None) -> str | None:
+    """``cid`` when it can be a record id (letters, digits, ``_`` and ``-``), else None."""
+    return cid if cid is not None and _CID.fullmatch(cid) else None
+
+
+def event_record(route: str, params: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+    """The shape one callback is kept in: ``{"route", "receivedAt", "params"}``.
+
+    ``params`` are the form fields as received (a string, or a list of strings
+    for a repeated field).
+    """
+    return {"route": route, "receivedAt": received_at.isoformat(), "params": params}
+
+
+class Callback(NamedTuple):
+    """One verified callback as the webhook core stores it, before any event is built.
+
+    ``kind`` is the event class it stands for; ``fields`` that class's typed
+    fields as `servio_twilio.webhooks.events` parses them (all but ``cid`` and ``raw``);
+    ``params`` the form fields as received, kept as they are (the repository
+    copies what it keeps).
+    """
+
+    route: str
+    kind: type[WebhookEvent]
+    fields: dict[str, Any]
+    cid: str | None
+    params: dict[str, str | list[str]]
+
+    @property
+    def sid(self) -> str:
+        """The SID of the record it stores or updates (the message's or the call's)."""
+        sid: str = self.fields[_SID_FIELD[self.kind]]
+        return sid
+
+    def event(self) -> WebhookEvent:
+        """The typed event, for a hook (its ``raw`` a copy of ``params``)."""
+        return self.kind(**self.fields, cid=self.cid, raw=copy_params(self.params))
+
+
+_SID_FIELD: Final[dict[type, str]] = {
+    MessageStatusEvent: "message_sid",
+    CallStatusEvent: "call_sid",
+    RecordingStatusEvent: "call_sid",
+    InboundMessageEvent: "message_sid",
+}
+
+
+def _new_record(callback: Callback, now: datetime) -> Communication:
+    """A record made from the callback's own fields, for a SID nothing else knows."""
+    fields = callback.fields
+    return Communication(
+        id=sid_record_id(callback.sid),
+        channel=fields["channel"] if callback.kind is MessageStatusEvent else Channel.CALL,
+        direction=Direction.OUTBOUND,
+        to=fields.get("to") or "",
+        from_=fields.get("from_") or "",
+        twilio_sid=callback.sid,
+        status=UNKNOWN,
+        timestamp=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _observe(callback: Callback, now: datetime) -> Callable[[Communication], Communication]:
+    """The pure update ``fn`` one status callback applies to its record."""
+    fields = callback.fields
+    if callback.kind is RecordingStatusEvent:
+        completed = fields["status"] == "completed"
+        observation: dict[str, Any] = {
+            "recording_sid": fields["recording_sid"],
+            "recording_url": fields["recording_url"] if completed else None,
+            "recording_duration": fields["duration"] if completed else None,
+        }
+        to = from_ = None
+    else:
+        error, error_code = fields["error_message"], fields["error_code"]
+        if error is None and error_code is not None:
+            error = f"Twilio error {error_code}"
+        observation = {"status": fields["status"], "error": error, "error_code": error_code}
+        if callback.kind is CallStatusEvent:
+            observation["duration"] = fields["duration"]
+        to, from_ = fields["to"], fields["from_"]
+    sid = callback.sid
+
+    def apply(record: Communication) -> Communication:
+        updated = advance(record, updated_at=now, twilio_sid=sid, **observation)
+        # A record created from a recording callback learns its numbers later.
+        fill: dict[str, Any] = {}
+        if not updated.to and to:
+            fill["to"] = to
+        if not updated.from_ and from_:
+            fill["from_"] = from_
+        if fill:
+            updated = replace(updated, updated_at=now, **fill)
+        return updated
+
+    return apply
+
+
+def _find(repository: CommunicationRepository, sid: str, cid: str | None) -> str | None:
+    """The id of the record a status callback belongs to, or None."""
+    found = repository.find_by_sid(sid)
+    if found is not None:
+        return found.id
+    cid = valid_cid(cid)
+    if cid is not None:
+        pending = repository.get(cid)
+        if pending is not None and pending.twilio_sid in (None, sid):
+            return pending.id
+    return None
+
+
+def store_status(
+    repository: CommunicationRepository, callback: Callback, *, received_at: datetime
+) -> Communication:
+    """Apply one verified status callback to its record, and keep it.
+
+    Raises `RepositoryError` when storage fails.
+    """
+    observe = _observe(callback, received_at)
+    sid = callback.sid
+    record_id = _find(repository, sid, callback.cid)
+    if record_id is None:
+        record_id = sid_record_id(sid)
+        try:
+            # Created already observed: the same record as an add, then this update.
+            record = repository.add(observe(_new_record(callback, received_at)))
+        except DuplicateRecord:  # a racing callback created it: update it like any other
+            record = repository.update(record_id, observe)
+    else:
+        record = repository.update(record_id, observe)
+    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
+    return record
+
+
+def store_inbound_callback(
+    repository: CommunicationRepository,
+    callback: Callback,
+    *,
+    received_at: datetime,
+    prospect_id: str | None,
+    resolve: bool,
+) -> Communication:
+    """Store an incoming message as an inbound record, and keep the callback.
+
+    With ``resolve``, the record goes to the prospect of the newest outbound
+    record to the sender, if any; else to ``prospect_id``. The record's id is
+    ``sid-<MessageSid>``: a repeated delivery keeps the first record and adds
+    only the callback. Raises `RepositoryError` when storage fails.
+    """
+    fields = callback.fields
+    if resolve:
+        latest = repository.latest_outbound_to(fields["from_"])
+        prospect_id = latest.prospect_id if latest is not None else None
+    media_urls = fields["media_urls"]
+    record_id = sid_record_id(callback.sid)
+    record = Communication(
+        id=record_id,
+        prospect_id=prospect_id,
+        channel=fields["channel"],
+        direction=Direction.INBOUND,
+        to=fields["to"],
+        from_=fields["from_"],
+        body=fields["body"],
+        media_url=media_urls[0] if media_urls else None,
+        media_urls=media_urls,
+        twilio_sid=callback.sid,
+        status=RECEIVED,
+        timestamp=received_at,
+        created_at=received_at,
+        updated_at=received_at,
+    )
+    try:
+        stored = repository.add(record)
+    except DuplicateRecord:
+        stored = repository.get(record_id) or record
+    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
+    return stored

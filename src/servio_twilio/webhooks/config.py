@@ -1,0 +1,129 @@
+"""The webhook apps' keywords, checked: each refusal a `ConfigurationError` naming it.
+
+`servio_twilio.webhooks.core.build_core` runs these checks, in a fixed order, before
+it builds the core; the ASGI and WSGI apps check their ``prefix`` with
+`check_prefix`. Nothing here touches a request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+from urllib.parse import urlsplit
+
+from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.repository import CommunicationRepository
+
+__all__ = [
+    "check_body_limit",
+    "check_hooks",
+    "check_prefix",
+    "check_public_base_url",
+    "check_repository",
+    "check_settings",
+    "check_trust_forwarded",
+    "check_verifier",
+    "is_async",
+]
+
+
+def is_async(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an async function or async ``__call__``)."""
+    if isinstance(fn, type):
+        return False  # calling a class builds an instance, whatever its __call__ is
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    )
+
+
+def check_settings(settings: object) -> TwilioSettings | None:
+    """``settings`` itself; `ConfigurationError` unless None or `TwilioSettings`."""
+    if settings is not None and not isinstance(settings, TwilioSettings):
+        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+    return settings
+
+
+def check_verifier(verifier: Any, settings: TwilioSettings | None) -> Any:
+    """``verifier``, or a `WebhookVerifier` over the settings' auth tokens when None."""
+    if verifier is None:
+        if settings is None:
+            raise ConfigurationError(
+                "the webhook app needs settings= (for the auth token) or verifier="
+            )
+        from servio_twilio.webhooks.verifier import WebhookVerifier  # noqa: PLC0415 - receiving only
+
+        return WebhookVerifier(
+            settings.auth_token, secondary_auth_token=settings.secondary_auth_token
+        )
+    if not callable(getattr(verifier, "verify", None)):
+        raise ConfigurationError("verifier must have a verify() method, like WebhookVerifier")
+    return verifier
+
+
+def check_repository(repository: object) -> CommunicationRepository:
+    """``repository`` itself; `ConfigurationError` unless a `CommunicationRepository`."""
+    if not isinstance(repository, CommunicationRepository):
+        raise ConfigurationError(
+            f"repository must implement CommunicationRepository, not {type(repository).__name__}"
+        )
+    return repository
+
+
+def check_public_base_url(public_base_url: object, settings: TwilioSettings | None) -> str | None:
+    """The base URL without its trailing ``/`` (default: the settings'), or None."""
+    if public_base_url is None and settings is not None:
+        public_base_url = settings.webhook_base_url
+    return None if public_base_url is None else _check_url(public_base_url)
+
+
+def _check_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"public_base_url must be a str, not {type(value).__name__}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        # Not echoed: a refused URL may carry credentials.
+        raise ConfigurationError("public_base_url must be an http(s) URL with a host")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("public_base_url must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def check_trust_forwarded(trust_forwarded_headers: object) -> bool:
+    """``trust_forwarded_headers`` itself; `ConfigurationError` unless a bool."""
+    if not isinstance(trust_forwarded_headers, bool):
+        raise ConfigurationError("trust_forwarded_headers must be a bool")
+    return trust_forwarded_headers
+
+
+def check_hooks(allow_async: bool, **hooks: object) -> None:
+    """`ConfigurationError` for a hook that is not callable, or async when not allowed."""
+    for name, hook in hooks.items():
+        if hook is None:
+            continue
+        if not callable(hook):
+            raise ConfigurationError(f"{name} must be callable, not {type(hook).__name__}")
+        if not allow_async and is_async(hook):
+            raise ConfigurationError(f"{name} is async: a WSGI app needs a plain function")
+
+
+def check_body_limit(max_body_bytes: object) -> int:
+    """``max_body_bytes`` itself; `ConfigurationError` unless a positive int."""
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+        raise ConfigurationError("max_body_bytes must be an int")
+    if max_body_bytes < 1:
+        raise ConfigurationError(f"max_body_bytes must be positive, not {max_body_bytes}")
+    return max_body_bytes
+
+
+def check_prefix(prefix: object) -> str:
+    """``prefix`` without its trailing ``/``; `ConfigurationError` unless a path below ``/``."""
+    if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix:
+        raise ConfigurationError(f"prefix must be a path starting with '/', not {prefix!r}")
+    stripped = prefix.rstrip("/")
+    if not stripped:
+        raise ConfigurationError("prefix must not be '/': pass the app itself instead")
+    return stripped

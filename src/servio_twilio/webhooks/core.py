@@ -1,0 +1,428 @@
+"""The webhook core: one request in, one response out, shared by the ASGI and WSGI apps.
+
+`WebhookCore.handle` takes a `WebhookRequest` (method, route, the parts of the
+URL Twilio requested, headers, body) and judges it, in this order, the first
+failure answering: unknown route 404; method 405 (``Allow: POST``); body over
+``max_body_bytes`` 413; content type other than form-encoded 415; undecodable
+form 400; signature 403; missing callback fields 400; storage down 503. A
+stored status callback answers 204; ``/inbound`` answers 200 ``text/xml``.
+
+It is written sans-I/O: ``handle`` is a generator that yields each piece of
+work it needs done (a repository call, a user hook) as a `Step` and receives
+its result. The WSGI app runs every step inline (`WebhookCore.respond`); the
+ASGI app awaits async hooks and runs the rest in a worker thread when the
+repository is ``blocking``. With no hooks, the only work is the store itself:
+``respond`` then calls it directly, and an ASGI app whose repository is not
+``blocking`` does the same (`WebhookCore.inline`). Judging is pure: nothing is
+written before the signature verifies, and the typed event is built only for
+a hook.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Generator, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from servio_twilio.domain.errors import MalformedCallback, RepositoryError
+from servio_twilio.domain.models import utcnow
+from servio_twilio.domain.phone_text import mask_phone
+from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.webhooks.callbacks import Callback, store_inbound_callback, store_status
+from servio_twilio.webhooks.config import (
+    check_body_limit,
+    check_hooks,
+    check_prefix,
+    check_public_base_url,
+    check_repository,
+    check_settings,
+    check_trust_forwarded,
+    check_verifier,
+    is_async,
+)
+from servio_twilio.webhooks.events import (
+    CallStatusEvent,
+    InboundMessageEvent,
+    MessageStatusEvent,
+    Params,
+    RecordingStatusEvent,
+    WebhookEvent,
+    call_status_fields,
+    inbound_message_fields,
+    message_status_fields,
+    recording_status_fields,
+)
+from servio_twilio.webhooks.http import (
+    EMPTY_TWIML,
+    FORM,
+    WebhookRequest,
+    WebhookResponse,
+    content_type_ok,
+    decode_form as _decode_form,
+    plain,
+    query_cid as _cid,
+    twiml,
+)
+
+__all__ = [
+    "ROUTES",
+    "Step",
+    "WebhookCore",
+    "WebhookRequest",
+    "WebhookResponse",
+    "build_core",
+    "check_prefix",
+    "run_sync",
+]
+
+log = logging.getLogger("servio_twilio.webhook")
+
+_INBOUND: Final = "inbound"
+# Route name -> (the parser of its event's fields, the event class).
+_PARSERS: Final[dict[str, tuple[Callable[[Params], dict[str, Any]], type[WebhookEvent]]]] = {
+    "message-status": (message_status_fields, MessageStatusEvent),
+    "call-status": (call_status_fields, CallStatusEvent),
+    "recording-status": (recording_status_fields, RecordingStatusEvent),
+    _INBOUND: (inbound_message_fields, InboundMessageEvent),
+}
+ROUTES: Final[Mapping[str, str]] = {"/" + name: name for name in _PARSERS}
+"""Route path (relative to the mount point) -> route name."""
+
+_PHONE_IN_URL: Final = re.compile(r"(?:\+|%2[Bb])?[0-9]{7,15}")
+
+
+@attrs.frozen
+class Step:
+    """One piece of work the core needs done: call ``call()`` and send back its result.
+
+    ``is_async`` is True for an async user hook (``call()`` returns a
+    coroutine); ``is_hook`` tells a user hook from repository work.
+    """
+
+    call: Callable[[], Any]
+    is_hook: bool = False
+    is_async: bool = False
+
+
+NOT_FOUND: Final = plain(404, "not found\n")
+_NOT_ALLOWED: Final = plain(405, "method not allowed: use POST\n", ("allow", "POST"))
+_TOO_LARGE: Final = plain(413, "request body too large\n")
+_UNSUPPORTED: Final = plain(415, f"unsupported content type: use {FORM}\n")
+_UNDECODABLE: Final = plain(400, "undecodable form body\n")
+_FORBIDDEN: Final = plain(403, "invalid Twilio signature\n")
+_UNAVAILABLE: Final = plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
+_STORED: Final = WebhookResponse(204, (), b"")
+_EMPTY_REPLY: Final = twiml(EMPTY_TWIML)
+
+
+def _first(value: str | None) -> str | None:
+    """The first of a comma-separated header's values (the client-facing hop)."""
+    if not value:
+        return None
+    return value.split(",", 1)[0].strip() or None
+
+
+def _mask_url(url: str) -> str:
+    return _PHONE_IN_URL.sub(lambda m: mask_phone(m.group(0).replace("%2B", "+")), url)
+
+
+class WebhookCore:
+    """The configured webhook logic; build it with `build_core`."""
+
+    def __init__(
+        self,
+        *,
+        verifier: Any,
+        repository: CommunicationRepository,
+        public_base_url: str | None,
+        trust_forwarded_headers: bool,
+        on_event: Callable[..., Any] | None,
+        on_inbound: Callable[..., Any] | None,
+        prospect_resolver: Callable[..., Any] | None,
+        max_body_bytes: int,
+    ) -> None:
+        self._verify: Callable[..., None] = verifier.verify
+        self.repository = repository
+        self.blocking = bool(getattr(repository, "blocking", True))
+        self._base_url = public_base_url
+        self._trust_forwarded = trust_forwarded_headers
+        self._on_event = on_event
+        self._on_inbound = on_inbound
+        self._resolver = prospect_resolver
+        self._on_event_async = is_async(on_event)
+        self._on_inbound_async = is_async(on_inbound)
+        self._resolver_async = is_async(prospect_resolver)
+        self.max_body_bytes = max_body_bytes
+        self._hookless = on_event is None and on_inbound is None and prospect_resolver is None
+        self.inline = self._hookless and not self.blocking
+        """True when `respond` may run in an event loop: no hooks, a non-blocking repository."""
+
+    def __repr__(self) -> str:
+        return f"<WebhookCore base_url={self._base_url!r} repository={self.repository!r}>"
+
+    def verified_url(self, request: WebhookRequest) -> str:
+        """The URL the signature is checked against (see the module docs)."""
+        query = "?" + request.query if request.query else ""
+        if self._base_url is not None:
+            return self._base_url + request.route + query
+        scheme, host = request.scheme, request.host
+        if self._trust_forwarded:
+            proto = _first(request.headers.get("x-forwarded-proto"))
+            if proto is not None and proto.lower() in ("http", "https"):
+                scheme = proto.lower()
+            host = _first(request.headers.get("x-forwarded-host")) or host
+        return f"{scheme}://{host}{request.raw_path}{query}"
+
+    def handle(self, request: WebhookRequest) -> Generator[Step, Any, WebhookResponse]:
+        """Judge ``request`` and, once verified, store it; yields the work to do."""
+        verdict = self.judge(request)
+        if isinstance(verdict, WebhookResponse):
+            return verdict
+        if verdict.route == _INBOUND:
+            return (yield from self._inbound(verdict))
+        return (yield from self._status(verdict))
+
+    def respond(self, request: WebhookRequest) -> WebhookResponse:
+        """The answer to ``request``, every step done inline (`run_sync` of `handle`).
+
+        With no hooks the store is called directly, without the steps.
+        """
+        if not self._hookless:
+            return run_sync(self.handle(request))
+        verdict = self.judge(request)
+        if isinstance(verdict, WebhookResponse):
+            return verdict
+        if verdict.route == _INBOUND:
+            return self._store_inbound(verdict, utcnow(), None, resolve=True)
+        return self._store_status(verdict, utcnow())
+
+    def judge(  # noqa: PLR0911 - one answer per rule, in the documented order
+        self, request: WebhookRequest
+    ) -> WebhookResponse | Callback:
+        """The answer to a request refused, or the verified callback's fields (pure)."""
+        route = ROUTES.get(request.route)
+        if route is None:
+            return NOT_FOUND
+        if request.method != "POST":
+            return _NOT_ALLOWED
+        if not request.body_complete or len(request.body) > self.max_body_bytes:
+            return _TOO_LARGE
+        if not content_type_ok(request.headers.get("content-type")):
+            return _UNSUPPORTED
+        params = _decode_form(request.body)
+        if params is None:
+            return _UNDECODABLE
+        if not self._verified(request, params):
+            return _FORBIDDEN
+        parse, kind = _PARSERS[route]
+        try:
+            fields = parse(params)
+        except MalformedCallback as exc:
+            log.warning("refused a %s callback: %s", route, exc)
+            return plain(400, f"{exc}\n")
+        return Callback(route, kind, fields, _cid(request.query), params)
+
+    def _verified(self, request: WebhookRequest, params: Params) -> bool:
+        url = self.verified_url(request)
+        headers = request.headers
+        try:
+            self._verify(
+                url,
+                params,
+                headers.get("x-twilio-signature"),
+                signature_settings=headers.get("x-twilio-webhooks-signature-settings"),
+            )
+        except Exception as exc:  # the verifier raises ours; anything else is a refusal too
+            hint = ""
+            if (
+                self._base_url is None
+                and not self._trust_forwarded
+                and ("x-forwarded-proto" in headers or "x-forwarded-host" in headers)
+            ):
+                hint = " (behind a proxy? pass public_base_url or trust_forwarded_headers=True)"
+            log.warning(
+                "refused a webhook request to %s: %s: %s; URL tried: %s, with and without "
+                "its port%s",
+                request.route,
+                type(exc).__name__,
+                exc,
+                _mask_url(url),
+                hint,
+            )
+            return False
+        return True
+
+    def _status(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:
+        received_at = utcnow()
+        response: WebhookResponse = yield Step(lambda: self._store_status(callback, received_at))
+        if response is _STORED and self._on_event is not None:
+            yield from self._notify(callback.event())
+        return response
+
+    def _store_status(self, callback: Callback, received_at: datetime) -> WebhookResponse:
+        try:
+            store_status(self.repository, callback, received_at=received_at)
+        except RepositoryError as exc:
+            log.error("could not store a %s callback for %s: %s", callback.route, callback.sid, exc)
+            return _UNAVAILABLE
+        if log.isEnabledFor(logging.DEBUG):
+            status = callback.fields["status"]
+            log.debug("stored a %s callback for %s (%s)", callback.route, callback.sid, status)
+        return _STORED
+
+    def _inbound(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:
+        received_at = utcnow()
+        hooked = self._on_inbound is not None or self._on_event is not None
+        event = callback.event() if hooked else None
+        prospect_id: str | None = None
+        resolve = True
+        resolver = self._resolver
+        if resolver is not None:
+            sender = callback.fields["from_"]
+            try:
+                answer = yield self._hook(resolver, sender, self._resolver_async)
+            except Exception:
+                log.exception(
+                    "prospect_resolver failed for %s; attributing by the latest outbound "
+                    "message instead",
+                    mask_phone(sender),
+                )
+            else:
+                resolve = False
+                if answer is None or isinstance(answer, str):
+                    prospect_id = answer
+                else:
+                    log.error(
+                        "prospect_resolver returned %s, not str or None; inbound message "
+                        "left unattributed",
+                        type(answer).__name__,
+                    )
+        reply: WebhookResponse = yield Step(
+            lambda: self._store_inbound(callback, received_at, prospect_id, resolve=resolve)
+        )
+        if reply is _UNAVAILABLE or event is None:
+            return reply
+        if self._on_inbound is not None:
+            try:
+                answer = yield self._hook(self._on_inbound, event, self._on_inbound_async)
+            except Exception:
+                log.exception("on_inbound failed; answering an empty <Response/>")
+            else:
+                if isinstance(answer, str):
+                    reply = twiml(answer)
+                elif answer is not None:
+                    log.error(
+                        "on_inbound returned %s, not str or None; answering an empty <Response/>",
+                        type(answer).__name__,
+                    )
+        yield from self._notify(event)
+        return reply
+
+    def _store_inbound(
+        self,
+        callback: Callback,
+        received_at: datetime,
+        prospect_id: str | None,
+        *,
+        resolve: bool,
+    ) -> WebhookResponse:
+        try:
+            store_inbound_callback(
+                self.repository,
+                callback,
+                received_at=received_at,
+                prospect_id=prospect_id,
+                resolve=resolve,
+            )
+        except RepositoryError as exc:
+            log.error("could not store an inbound message %s: %s", callback.sid, exc)
+            return _UNAVAILABLE
+        if log.isEnabledFor(logging.DEBUG):
+            sender = mask_phone(callback.fields["from_"])
+            log.debug("stored an inbound message %s from %s", callback.sid, sender)
+        return _EMPTY_REPLY
+
+    def _notify(self, event: WebhookEvent) -> Generator[Step, Any, None]:
+        if self._on_event is None:
+            return
+        try:
+            yield self._hook(self._on_event, event, self._on_event_async)
+        except Exception:
+            log.exception("on_event failed for a %s", type(event).__name__)
+
+    @staticmethod
+    def _hook(fn: Callable[..., Any], argument: object, asynchronous: bool) -> Step:
+        return Step(lambda: fn(argument), is_hook=True, is_async=asynchronous)
+
+
+def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
+    """Run the core's generator to its response, doing each step inline."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            response: WebhookResponse = stop.value
+            return response
+        value, error = None, None
+        try:
+            value = step.call()
+        except Exception as exc:
+            error = exc
+            continue
+        if inspect.isawaitable(value):
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()
+            value = None
+            error = TypeError(
+                "a hook of a WSGI app returned an awaitable: make it a plain function"
+            )
+
+
+def build_core(
+    *,
+    settings: TwilioSettings | None,
+    verifier: Any,
+    repository: CommunicationRepository,
+    public_base_url: str | None,
+    trust_forwarded_headers: bool,
+    on_event: Callable[..., Any] | None,
+    on_inbound: Callable[..., Any] | None,
+    prospect_resolver: Callable[..., Any] | None,
+    max_body_bytes: int,
+    allow_async_hooks: bool,
+) -> WebhookCore:
+    """Check the apps' keywords and build the core.
+
+    Raises:
+        ConfigurationError: for anything that cannot work, naming it.
+    """
+    settings = check_settings(settings)
+    verifier = check_verifier(verifier, settings)
+    repository = check_repository(repository)
+    base_url = check_public_base_url(public_base_url, settings)
+    trust_forwarded_headers = check_trust_forwarded(trust_forwarded_headers)
+    check_hooks(
+        allow_async_hooks,
+        on_event=on_event,
+        on_inbound=on_inbound,
+        prospect_resolver=prospect_resolver,
+    )
+    return WebhookCore(
+        verifier=verifier,
+        repository=repository,
+        public_base_url=base_url,
+        trust_forwarded_headers=trust_forwarded_headers,
+        on_event=on_event,
+        on_inbound=on_inbound,
+        prospect_resolver=prospect_resolver,
+        max_body_bytes=check_body_limit(max_body_bytes),
+    )
