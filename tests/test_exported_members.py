@@ -1,14 +1,29 @@
-"""The public names: what ``servio_twilio`` and ``servio_twilio.testing`` export, and from where."""
+"""The public surface: the documented import paths, what each exports, and what the docs import."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
+import re
+from pathlib import Path
 
 import pytest
 
 import servio_twilio
 import servio_twilio.testing
+
+ROOT = Path(__file__).resolve().parent.parent
+# The documented import paths; every other module is internal.
+PUBLIC_PATHS = ("servio_twilio", "servio_twilio.firestore", "servio_twilio.testing")
+# Logger names are stable channels that the docs name, not import paths.
+LOGGER_NAMES = {
+    "servio_twilio.batch",
+    "servio_twilio.client",
+    "servio_twilio.transport",
+    "servio_twilio.verifier",
+    "servio_twilio.webhook",
+}
 
 # Every name DESIGN.md documents as exported from `servio_twilio`, with the
 # module it lives in.
@@ -64,12 +79,31 @@ DESIGN_EXPORTS = {
 ADDED_EXPORTS = {
     # raised by the exported events' from_params() for a callback missing fields
     "MalformedCallback": "servio_twilio.domain.errors",
+    # the shared rate cap a batch accepts as rate_per_second (docs: batches)
+    "TokenBucket": "servio_twilio.sending.ratelimit",
+    # the status rules, for code that merges statuses itself (docs: statuses)
+    "merge_status": "servio_twilio.domain.status",
+    "status_rank": "servio_twilio.domain.status",
+    # a record with some fields changed, for update() callbacks (docs: custom repository)
+    "replace": "servio_twilio.domain.models",
+    # the checks and ordering a repository of your own shares (docs: custom repository)
+    "check_history_args": "servio_twilio.storage.repository",
+    "check_update_result": "servio_twilio.storage.repository",
+    "timestamp_order": "servio_twilio.storage.repository",
 }
 PUBLIC_EXPORTS = {**DESIGN_EXPORTS, **ADDED_EXPORTS}
 
 DESIGN_TESTING_EXPORTS = {
     "FakeTwilio": "servio_twilio.testing.fake_twilio",
+    # FakeTwilio.Fault, importable on its own too (docs: testing)
+    "Fault": "servio_twilio.testing.fake_twilio",
     "signed_webhook": "servio_twilio.testing.webhooks",
+}
+FIRESTORE_EXPORTS = {
+    "FirestoreRepository": "servio_twilio.storage.firestore.repository",
+    # the document conversion, for code that reads the collection itself (docs: Firestore)
+    "from_document": "servio_twilio.storage.firestore.documents",
+    "to_document": "servio_twilio.storage.firestore.documents",
 }
 
 
@@ -121,7 +155,7 @@ class TestPackageExports:
 
 class TestTestingExports:
     def test_all_is_the_documented_names(self) -> None:
-        """``servio_twilio.testing.__all__`` is exactly FakeTwilio and signed_webhook."""
+        """``servio_twilio.testing.__all__`` is exactly the kit's documented names."""
         assert sorted(servio_twilio.testing.__all__) == sorted(DESIGN_TESTING_EXPORTS)
 
     @pytest.mark.parametrize("name", sorted(DESIGN_TESTING_EXPORTS))
@@ -144,3 +178,63 @@ class TestTestingExports:
         """The product does not export the kit's names."""
         for name in DESIGN_TESTING_EXPORTS:
             assert name not in servio_twilio.__all__
+
+
+class TestFirestoreExports:
+    def test_all_is_the_documented_names(self) -> None:
+        """``servio_twilio.firestore.__all__`` is the backend and its document conversion."""
+        firestore = importlib.import_module("servio_twilio.firestore")
+        assert sorted(firestore.__all__) == sorted(FIRESTORE_EXPORTS)
+        for name, module in FIRESTORE_EXPORTS.items():
+            assert getattr(firestore, name) is getattr(importlib.import_module(module), name)
+
+
+def _doc_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+def _public_names(path: str) -> set[str]:
+    return set(importlib.import_module(path).__all__)
+
+
+class TestDocsUsePublicPaths:
+    @pytest.mark.parametrize("doc", _doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_every_import_in_a_sample_is_public(self, doc: Path) -> None:
+        """Each sample imports from a documented path, and only names that path exports."""
+        for block in _python_blocks(doc.read_text(encoding="utf-8")):
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "servio_twilio"
+                ):
+                    assert node.module in PUBLIC_PATHS, (doc.name, node.module)
+                    missing = {a.name for a in node.names} - _public_names(node.module)
+                    assert not missing, (doc.name, node.module, missing)
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.startswith("servio_twilio"):
+                            assert alias.name in PUBLIC_PATHS, (doc.name, alias.name)
+
+    @pytest.mark.parametrize("doc", _doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
+    def test_prose_and_reference_name_public_paths(self, doc: Path) -> None:
+        """Pages name public paths only (``servio_twilio.X`` with X public); the map page aside.
+
+        The API reference (``::: servio_twilio...``) included: each entry is a
+        public name of a public path.
+        """
+        if doc.name == "architecture.md":
+            return
+        text = doc.read_text(encoding="utf-8")
+        for dotted in set(re.findall(r"servio_twilio(?:\.\w+)+", text)) - LOGGER_NAMES:
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                if ".".join(parts[:cut]) in PUBLIC_PATHS:
+                    break
+            path = ".".join(parts[:cut])
+            if cut < len(parts):
+                assert parts[cut] in _public_names(path), (doc.name, dotted)
+            else:
+                assert path in PUBLIC_PATHS, (doc.name, dotted)

@@ -1,5 +1,10 @@
 """servio-twilio: SMS, WhatsApp and calls through Twilio, logged in Firestore.
 
+The public import paths are this package (every public name),
+`servio_twilio.firestore` (the Firestore backend) and `servio_twilio.testing`
+(the testing kit). The layer folders (``domain``, ``storage``, ``sending``,
+``webhooks``) are internal: their module paths may change in any release.
+
 Public names are imported lazily (PEP 562), so ``import servio_twilio`` stays
 cheap: it loads none of ``twilio.rest``, ``google.cloud.firestore``, ``grpc``,
 ``phonenumbers`` or ``asyncio`` until a name that needs them is used.
@@ -32,12 +37,14 @@ if TYPE_CHECKING:
         TwilioAPIError,
         WebhookVerificationError,
     )
-    from servio_twilio.domain.models import Channel, Communication, Direction
+    from servio_twilio.domain.models import Channel, Communication, Direction, replace
     from servio_twilio.domain.phone import normalize_e164
     from servio_twilio.domain.phone_text import mask_phone
     from servio_twilio.domain.settings import TwilioSettings
+    from servio_twilio.domain.status import merge_status, status_rank
     from servio_twilio.sending.client import CommunicationsClient
     from servio_twilio.sending.limiter import InMemorySendLimiter, SendLimiter
+    from servio_twilio.sending.ratelimit import TokenBucket
     from servio_twilio.sending.results import (
         BatchItemResult,
         BatchReport,
@@ -47,7 +54,12 @@ if TYPE_CHECKING:
         SendResult,
     )
     from servio_twilio.storage.memory import InMemoryRepository
-    from servio_twilio.storage.repository import CommunicationRepository
+    from servio_twilio.storage.repository import (
+        CommunicationRepository,
+        check_history_args,
+        check_update_result,
+        timestamp_order,
+    )
     from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
     from servio_twilio.webhooks.events import (
         CallStatusEvent,
@@ -92,16 +104,23 @@ _EXPORTS: dict[str, str] = {
     "SendOutcomeUnknown": "servio_twilio.domain.errors",
     "SendResult": "servio_twilio.sending.results",
     "ServioTwilioError": "servio_twilio.domain.errors",
+    "TokenBucket": "servio_twilio.sending.ratelimit",
     "TwilioAPIError": "servio_twilio.domain.errors",
     "TwilioSettings": "servio_twilio.domain.settings",
     "WebhookVerificationError": "servio_twilio.domain.errors",
     "WebhookVerifier": "servio_twilio.webhooks.verifier",
+    "check_history_args": "servio_twilio.storage.repository",
+    "check_update_result": "servio_twilio.storage.repository",
     "make_asgi_app": "servio_twilio.webhooks.asgi",
     "make_wsgi_app": "servio_twilio.webhooks.wsgi",
     "mask_phone": "servio_twilio.domain.phone_text",
+    "merge_status": "servio_twilio.domain.status",
     "mount_asgi": "servio_twilio.webhooks.asgi",
     "mount_wsgi": "servio_twilio.webhooks.wsgi",
     "normalize_e164": "servio_twilio.domain.phone",
+    "replace": "servio_twilio.domain.models",
+    "status_rank": "servio_twilio.domain.status",
+    "timestamp_order": "servio_twilio.storage.repository",
 }
 
 __all__ = [
@@ -136,16 +155,23 @@ __all__ = [
     "SendOutcomeUnknown",
     "SendResult",
     "ServioTwilioError",
+    "TokenBucket",
     "TwilioAPIError",
     "TwilioSettings",
     "WebhookVerificationError",
     "WebhookVerifier",
+    "check_history_args",
+    "check_update_result",
     "make_asgi_app",
     "make_wsgi_app",
     "mask_phone",
+    "merge_status",
     "mount_asgi",
     "mount_wsgi",
     "normalize_e164",
+    "replace",
+    "status_rank",
+    "timestamp_order",
 ]
 
 

@@ -2,6 +2,7 @@
 
 - `FakeTwilio`: a ``twilio.http.HttpClient`` that answers like Twilio, records
   every request and injects faults; pass it as ``http_client=``.
+- `Fault`: what `FakeTwilio` injects (also ``FakeTwilio.Fault``).
 - `signed_webhook`: the headers and body of a correctly signed callback.
 
 Nothing in the product imports this module.
@@ -17,15 +18,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from servio_twilio.testing.fake_twilio import FakeTwilio
+    from servio_twilio.testing.fake_twilio import FakeTwilio, Fault
     from servio_twilio.testing.webhooks import signed_webhook
 
 _EXPORTS = {
     "FakeTwilio": "servio_twilio.testing.fake_twilio",
+    "Fault": "servio_twilio.testing.fake_twilio",
     "signed_webhook": "servio_twilio.testing.webhooks",
 }
 
-__all__ = ["FakeTwilio", "signed_webhook"]
+__all__ = ["FakeTwilio", "Fault", "signed_webhook"]
 
 
 def __getattr__(name: str) -> Any:
