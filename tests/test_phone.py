@@ -207,10 +207,18 @@ class TestMaskPhoneNumbers:
             ("?PhoneNumber=%2B14155552671&x=1", "?PhoneNumber=%2B14155***671&x=1"),
             ("{'To': 'whatsapp:+14155552671'}", "{'To': 'whatsapp:+14155***671'}"),
             ("no numbers, 12345, AC123", "no numbers, 12345, AC123"),
+            ("?n=5511999999999&m=1", "?n=55119*****999&m=1"),
+            ("call 14155552671.", "call 14155***671."),
+            # record ids and SIDs hold digit runs inside a word: they are not numbers
+            ("?cid=2b1ce620894171948c97", "?cid=2b1ce620894171948c97"),
+            ("?cid=a12345678901b", "?cid=a12345678901b"),
+            ("SM0123456789abcdef0123456789abcdef", "SM0123456789abcdef0123456789abcdef"),
+            ("id_1234567890", "id_1234567890"),
+            ("12345678901234567890", "12345678901234567890"),
         ],
     )
     def test_numbers_in_text_are_masked(self, text: str, masked: str) -> None:
-        """Every E.164 number in a log line is masked, URL-encoded ones too; the rest stays."""
+        """Every number in a log line is masked, URL-encoded ones too; ids and the rest stay."""
         assert mask_phone_numbers(text) == masked
 
 

@@ -232,6 +232,20 @@ class TestJudging:
         assert reply.status == 503
         assert ("retry-after", "5") in reply.headers
 
+    def test_failed_verification_keeps_the_record_id(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The logged URL keeps ``cid`` whole (it names the record), masking only numbers."""
+        req = request(
+            "/message-status",
+            message_params(SM, "sent"),
+            query="cid=2b1ce620894171948c97&To=%2B5511999999999",
+            headers={"x-twilio-signature": "bad"},
+        )
+        with caplog.at_level(logging.WARNING, logger="servio_twilio.webhook"):
+            assert answer(core(), req).status == 403
+        assert "cid=2b1ce620894171948c97&To=%2B55119*****999" in caplog.text
+
     def test_failed_verification_logs_masked_url(self, caplog: pytest.LogCaptureFixture) -> None:
         """The URL tried is logged, phone numbers masked, no token."""
         req = request(

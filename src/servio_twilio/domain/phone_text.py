@@ -70,13 +70,22 @@ def mask_phone(number: object) -> str:
     return prefix + plus + digits[:head] + "*" * hidden + digits[-tail:]
 
 
-_NUMBER_IN_TEXT = re.compile(r"(?:\+|%2[Bb])[1-9][0-9]{6,14}(?![0-9])")
+# An E.164 number (also URL-encoded), or a bare run of 7 to 15 digits that is
+# a token of its own: digits inside a longer word (a record id such as
+# ``2b1ce62089a948c97``, a SID) are not a number and stay.
+_NUMBER_IN_TEXT = re.compile(
+    r"(?:\+|%2[Bb])[1-9][0-9]{6,14}(?![0-9])|(?<![0-9A-Za-z_])[0-9]{7,15}(?![0-9A-Za-z_])"
+)
 
 
 def mask_phone_numbers(text: str) -> str:
-    """``text`` with every E.164 number in it masked (also URL-encoded, ``%2B...``).
+    """``text`` with every phone number in it masked, and nothing else changed.
 
-    For log lines written by code that is not ours, such as twilio's request log.
+    Masks E.164 numbers (``+5511999999999``, URL-encoded ``%2B5511999999999``)
+    and bare runs of 7 to 15 digits that stand alone (``n=5511999999999``);
+    digits inside a longer word, such as a record id or a SID, are kept. For
+    log lines: twilio's request log, the URLs a refused webhook was verified
+    against.
     """
 
     def mask(match: re.Match[str]) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -31,7 +30,7 @@ import attrs
 
 from servio_twilio.domain.errors import MalformedCallback, RepositoryError
 from servio_twilio.domain.models import utcnow
-from servio_twilio.domain.phone_text import mask_phone
+from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.webhooks.callbacks import Callback, store_inbound_callback, store_status
@@ -94,8 +93,6 @@ _PARSERS: Final[dict[str, tuple[Callable[[Params], dict[str, Any]], type[Webhook
 ROUTES: Final[Mapping[str, str]] = {"/" + name: name for name in _PARSERS}
 """Route path (relative to the mount point) -> route name."""
 
-_PHONE_IN_URL: Final = re.compile(r"(?:\+|%2[Bb])?[0-9]{7,15}")
-
 
 @attrs.frozen
 class Step:
@@ -126,10 +123,6 @@ def _first(value: str | None) -> str | None:
     if not value:
         return None
     return value.split(",", 1)[0].strip() or None
-
-
-def _mask_url(url: str) -> str:
-    return _PHONE_IN_URL.sub(lambda m: mask_phone(m.group(0).replace("%2B", "+")), url)
 
 
 class WebhookCore:
@@ -252,7 +245,7 @@ class WebhookCore:
                 request.route,
                 type(exc).__name__,
                 exc,
-                _mask_url(url),
+                mask_phone_numbers(url),
                 hint,
             )
             return False
