@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.metadata
+import inspect
 import re
 from pathlib import Path
 
@@ -238,3 +239,34 @@ class TestDocsUsePublicPaths:
                 assert parts[cut] in _public_names(path), (doc.name, dotted)
             else:
                 assert path in PUBLIC_PATHS, (doc.name, dotted)
+
+
+def _public_callables() -> dict[str, object]:
+    found: dict[str, object] = {}
+    for name in servio_twilio.__all__:
+        value = getattr(servio_twilio, name)
+        if isinstance(value, type):
+            found |= {
+                f"{name}.{attr}": member
+                for attr, member in vars(value).items()
+                if callable(member) and (attr == "__init__" or not attr.startswith("_"))
+            }
+        elif callable(value):
+            found[name] = value
+    return found
+
+
+class TestPublicSignatures:
+    @pytest.mark.parametrize("name", sorted(_public_callables()))
+    def test_no_parameter_is_typed_any_where_a_real_type_exists(self, name: str) -> None:
+        """No public parameter is a bare ``Any`` or an untyped ``Callable[..., Any]``.
+
+        ``Any`` stays only inside JSON-shaped data (``Mapping[str, Any]``, ``**changes``).
+        """
+        value = _public_callables()[name]
+        for parameter in inspect.signature(value).parameters.values():  # type: ignore[arg-type]
+            annotation = str(parameter.annotation)
+            if parameter.kind is parameter.VAR_KEYWORD:
+                continue
+            assert annotation.split(" | ")[0] != "Any", (name, parameter.name, annotation)
+            assert "Callable[..., Any]" not in annotation, (name, parameter.name, annotation)

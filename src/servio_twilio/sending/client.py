@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
@@ -24,6 +24,9 @@ from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.storage.repository import CommunicationRepository
+
+if TYPE_CHECKING:
+    from twilio.http import HttpClient  # type: ignore[import-untyped]
 
 __all__ = ["CommunicationsClient"]
 
@@ -58,7 +61,7 @@ class CommunicationsClient:
         settings: TwilioSettings,
         *,
         repository: CommunicationRepository | None = None,
-        http_client: Any = None,
+        http_client: HttpClient | None = None,
         clock: Callable[[], datetime] | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Generator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from servio_twilio.domain.errors import ConfigurationError
@@ -27,7 +27,11 @@ from servio_twilio.webhooks.core import (
     build_core,
     check_prefix,
 )
+from servio_twilio.webhooks.events import AsyncInboundHook, AsyncProspectResolver, EventHook
 from servio_twilio.webhooks.http import HEADERS, declared_length
+
+if TYPE_CHECKING:
+    from servio_twilio.webhooks.verifier import WebhookVerifier
 
 __all__ = ["ASGIApp", "make_asgi_app", "mount_asgi"]
 
@@ -46,13 +50,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def make_asgi_app(
     *,
     settings: TwilioSettings | None = None,
-    verifier: Any = None,
+    verifier: WebhookVerifier | None = None,
     repository: CommunicationRepository,
     public_base_url: str | None = None,
     trust_forwarded_headers: bool = False,
-    on_event: Callable[..., Any] | None = None,
-    on_inbound: Callable[..., Any] | None = None,
-    prospect_resolver: Callable[..., Any] | None = None,
+    on_event: EventHook | None = None,
+    on_inbound: AsyncInboundHook | None = None,
+    prospect_resolver: AsyncProspectResolver | None = None,
     max_body_bytes: int = 65536,
 ) -> ASGIApp:
     """An ASGI app receiving Twilio's callbacks into ``repository``.

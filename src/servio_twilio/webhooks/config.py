@@ -8,12 +8,15 @@ it builds the core; the ASGI and WSGI apps check their ``prefix`` with
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.repository import CommunicationRepository
+
+if TYPE_CHECKING:
+    from servio_twilio.webhooks.verifier import WebhookVerifier
 
 __all__ = [
     "check_body_limit",
@@ -44,7 +47,7 @@ def check_settings(settings: object) -> TwilioSettings | None:
     return settings
 
 
-def check_verifier(verifier: Any, settings: TwilioSettings | None) -> Any:
+def check_verifier(verifier: object, settings: TwilioSettings | None) -> WebhookVerifier:
     """``verifier``, or a `WebhookVerifier` over the settings' auth tokens when None."""
     if verifier is None:
         if settings is None:
@@ -58,7 +61,8 @@ def check_verifier(verifier: Any, settings: TwilioSettings | None) -> Any:
         )
     if not callable(getattr(verifier, "verify", None)):
         raise ConfigurationError("verifier must have a verify() method, like WebhookVerifier")
-    return verifier
+    # Any object with WebhookVerifier's verify() serves (a wrapper, a fake).
+    return verifier  # type: ignore[return-value]
 
 
 def check_repository(repository: object) -> CommunicationRepository:

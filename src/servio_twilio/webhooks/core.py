@@ -24,7 +24,7 @@ import inspect
 import logging
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -46,7 +46,10 @@ from servio_twilio.webhooks.config import (
     is_async,
 )
 from servio_twilio.webhooks.events import (
+    AsyncInboundHook,
+    AsyncProspectResolver,
     CallStatusEvent,
+    EventHook,
     InboundMessageEvent,
     MessageStatusEvent,
     Params,
@@ -68,6 +71,9 @@ from servio_twilio.webhooks.http import (
     query_cid as _cid,
     twiml,
 )
+
+if TYPE_CHECKING:
+    from servio_twilio.webhooks.verifier import WebhookVerifier
 
 __all__ = [
     "ROUTES",
@@ -131,13 +137,13 @@ class WebhookCore:
     def __init__(
         self,
         *,
-        verifier: Any,
+        verifier: WebhookVerifier,
         repository: CommunicationRepository,
         public_base_url: str | None,
         trust_forwarded_headers: bool,
-        on_event: Callable[..., Any] | None,
-        on_inbound: Callable[..., Any] | None,
-        prospect_resolver: Callable[..., Any] | None,
+        on_event: EventHook | None,
+        on_inbound: AsyncInboundHook | None,
+        prospect_resolver: AsyncProspectResolver | None,
         max_body_bytes: int,
     ) -> None:
         self._verify: Callable[..., None] = verifier.verify
@@ -383,13 +389,13 @@ def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
 def build_core(
     *,
     settings: TwilioSettings | None,
-    verifier: Any,
+    verifier: WebhookVerifier | None,
     repository: CommunicationRepository,
     public_base_url: str | None,
     trust_forwarded_headers: bool,
-    on_event: Callable[..., Any] | None,
-    on_inbound: Callable[..., Any] | None,
-    prospect_resolver: Callable[..., Any] | None,
+    on_event: EventHook | None,
+    on_inbound: AsyncInboundHook | None,
+    prospect_resolver: AsyncProspectResolver | None,
     max_body_bytes: int,
     allow_async_hooks: bool,
 ) -> WebhookCore:

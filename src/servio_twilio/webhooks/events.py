@@ -14,8 +14,8 @@ are kept as given: the status rules rank them like ``unknown``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -24,10 +24,15 @@ from servio_twilio.domain.models import Channel, to_json_dict
 from servio_twilio.domain.phone_text import has_channel_prefix, strip_channel_prefix
 
 __all__ = [
+    "AsyncInboundHook",
+    "AsyncProspectResolver",
     "CallStatusEvent",
+    "EventHook",
+    "InboundHook",
     "InboundMessageEvent",
     "MessageStatusEvent",
     "Params",
+    "ProspectResolver",
     "RecordingStatusEvent",
     "WebhookEvent",
     "call_status_fields",
@@ -283,6 +288,17 @@ class InboundMessageEvent:
 
 WebhookEvent = MessageStatusEvent | CallStatusEvent | RecordingStatusEvent | InboundMessageEvent
 """Any event the webhook apps pass to ``on_event``."""
+
+EventHook: TypeAlias = Callable[[WebhookEvent], object]
+"""``on_event(event)``, after each callback is stored; what it returns is ignored."""
+InboundHook: TypeAlias = Callable[[InboundMessageEvent], str | None]
+"""``on_inbound(event)``: the TwiML to answer an incoming message with, or None."""
+ProspectResolver: TypeAlias = Callable[[str], str | None]
+"""``prospect_resolver(from_number)``: the prospect id an incoming message belongs to, or None."""
+AsyncInboundHook: TypeAlias = Callable[[InboundMessageEvent], str | Awaitable[str | None] | None]
+"""`InboundHook`, or a coroutine function answering the same (ASGI only)."""
+AsyncProspectResolver: TypeAlias = Callable[[str], str | Awaitable[str | None] | None]
+"""`ProspectResolver`, or a coroutine function answering the same (ASGI only)."""
 
 
 # Each event's typed fields (the keyword arguments of its class, but ``cid`` and

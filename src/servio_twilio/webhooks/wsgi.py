@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.webhooks.core import ROUTES, WebhookRequest, build_core, check_prefix
+from servio_twilio.webhooks.events import EventHook, InboundHook, ProspectResolver
 from servio_twilio.webhooks.http import HEADERS, declared_length
+
+if TYPE_CHECKING:
+    from servio_twilio.webhooks.verifier import WebhookVerifier
 
 __all__ = ["WSGIApp", "make_wsgi_app", "mount_wsgi"]
 
@@ -37,13 +41,13 @@ _ENVIRON_HEADERS = tuple(
 def make_wsgi_app(
     *,
     settings: TwilioSettings | None = None,
-    verifier: Any = None,
+    verifier: WebhookVerifier | None = None,
     repository: CommunicationRepository,
     public_base_url: str | None = None,
     trust_forwarded_headers: bool = False,
-    on_event: Callable[..., Any] | None = None,
-    on_inbound: Callable[..., Any] | None = None,
-    prospect_resolver: Callable[..., Any] | None = None,
+    on_event: EventHook | None = None,
+    on_inbound: InboundHook | None = None,
+    prospect_resolver: ProspectResolver | None = None,
     max_body_bytes: int = 65536,
 ) -> WSGIApp:
     """A WSGI app receiving Twilio's callbacks into ``repository``.
