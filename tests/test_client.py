@@ -33,7 +33,7 @@ from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.status import advance
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.limiter import InMemorySendLimiter
-from servio_twilio.sending.results import SendResult
+from servio_twilio.sending.results import OutboundMessage, SendResult
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
@@ -319,6 +319,34 @@ class TestSendSms:
             kit.client.send_sms(TO, "hi")
         assert kit.fake.requests == []
         assert len(kit.repo) == 0
+
+
+class TestWithoutCallbacks:
+    def test_a_send_without_webhook_base_url_warns_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """No webhook base URL: the first send says it asks for no callbacks; later ones do not."""
+        kit = _kit(_settings(webhook_base_url=None))
+        with caplog.at_level(logging.WARNING, logger="servio_twilio.client"):
+            kit.client.send_sms(TO, "one")
+            kit.client.make_call(TO, twiml="<Response/>")
+            kit.client.send_batch([OutboundMessage(to=TO, body="two")])
+        warnings = [r for r in caplog.records if "without status callbacks" in r.getMessage()]
+        assert len(warnings) == 1
+        assert warnings[0].levelno == logging.WARNING
+        assert "TWILIO_WEBHOOK_BASE_URL" in warnings[0].getMessage()
+        assert all("StatusCallback" not in r.data for r in kit.fake.requests)
+
+    def test_no_warning_when_callbacks_are_asked_for(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With a base URL, or an explicit status_callback, nothing is logged about callbacks."""
+        with caplog.at_level(logging.WARNING, logger="servio_twilio.client"):
+            _kit().client.send_sms(TO, "with a base URL")
+            _kit(_settings(webhook_base_url=None)).client.send_sms(
+                TO, "explicit", status_callback="https://hooks.servio.test/status"
+            )
+        assert not [r for r in caplog.records if "without status callbacks" in r.getMessage()]
 
 
 class TestSendWhatsapp:
