@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     )
     from servio_twilio.domain.models import Channel, Communication, Direction, replace
     from servio_twilio.domain.phone import normalize_e164
-    from servio_twilio.domain.phone_text import mask_phone
+    from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
     from servio_twilio.domain.settings import TwilioSettings
     from servio_twilio.domain.status import merge_status, status_rank
     from servio_twilio.sending.client import CommunicationsClient
@@ -114,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "make_asgi_app": "servio_twilio.webhooks.asgi",
     "make_wsgi_app": "servio_twilio.webhooks.wsgi",
     "mask_phone": "servio_twilio.domain.phone_text",
+    "mask_phone_numbers": "servio_twilio.domain.phone_text",
     "merge_status": "servio_twilio.domain.status",
     "mount_asgi": "servio_twilio.webhooks.asgi",
     "mount_wsgi": "servio_twilio.webhooks.wsgi",
@@ -165,6 +166,7 @@ __all__ = [
     "make_asgi_app",
     "make_wsgi_app",
     "mask_phone",
+    "mask_phone_numbers",
     "merge_status",
     "mount_asgi",
     "mount_wsgi",
