@@ -358,6 +358,40 @@ class TestSendBatchValidation:
         assert kit.bodies_sent() == Counter({"sms": 1})
         assert len(kit.repo) == 1
 
+    def test_national_numbers_with_a_default_region(self) -> None:
+        """With default_region="BR", national numbers in OutboundMessages and mappings
+        (SMS and WhatsApp) are sent, reported and stored in E.164."""
+        kit = _Kit(_settings(default_region="BR"))
+        report = kit.client.send_batch(
+            [
+                OutboundMessage(to="(11) 99000-0001", body="a"),
+                {"to": "11 99000-0002", "body": "b", "channel": "whatsapp"},
+            ]
+        )
+        assert [item.ok for item in report.items] == [True, True]
+        assert [item.to for item in report.items] == [_number(1), _number(2)]
+        sent = {str(r.data["Body"]): r.data["To"] for r in kit.fake.requests}
+        assert sent == {"a": _number(1), "b": f"whatsapp:{_number(2)}"}
+        for item in report.items:
+            assert item.communication_id is not None
+            record = kit.repo.get(item.communication_id)
+            assert record is not None
+            assert record.to == item.to
+
+    def test_national_number_without_a_region_fails_alone(self, kit: _Kit) -> None:
+        """Without a region a national item fails in the report, unsent; the others go."""
+        report = kit.client.send_batch(
+            [
+                OutboundMessage(to="(11) 99000-0001", body="national"),
+                OutboundMessage(to=_number(2), body="e164"),
+            ]
+        )
+        assert [item.ok for item in report.items] == [False, True]
+        assert report.items[0].error is not None
+        assert "no country code" in report.items[0].error
+        assert report.items[0].communication_id is None
+        assert kit.bodies_sent() == Counter({"e164": 1})
+
     def test_nothing_valid_writes_nothing(self, kit: _Kit) -> None:
         """A batch of only invalid items calls no add_many and sends nothing."""
         report = kit.client.send_batch([OutboundMessage(to="nope", body="x")])

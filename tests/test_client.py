@@ -517,6 +517,68 @@ class TestMakeCall:
             kit.client.make_call(TO, twiml="<Response/>")
 
 
+class TestDefaultRegion:
+    """``settings.default_region`` reads national numbers on every kind of send."""
+
+    NATIONAL = "(11) 99999-9999"
+
+    @pytest.mark.parametrize(
+        ("send", "sent_to"),
+        [
+            (lambda c, to: c.send_sms(to, "oi"), TO),
+            (lambda c, to: c.send_whatsapp(to, "oi"), f"whatsapp:{TO}"),
+            (lambda c, to: c.send_whatsapp(f"whatsapp:{to}", "oi"), f"whatsapp:{TO}"),
+            (lambda c, to: c.make_call(to, twiml="<Response/>"), TO),
+        ],
+        ids=["sms", "whatsapp", "whatsapp-prefixed", "call"],
+    )
+    def test_national_number_is_sent_in_e164(
+        self, send: Callable[[CommunicationsClient, str], SendResult], sent_to: str
+    ) -> None:
+        """With default_region="BR", a national number goes to Twilio, the result and the
+        record in E.164."""
+        kit = _kit(_settings(default_region="BR"))
+        result = send(kit.client, self.NATIONAL)
+        [request] = kit.fake.requests
+        assert request.data["To"] == sent_to
+        assert result.to == TO
+        record = kit.repo.get(result.communication_id)
+        assert record is not None
+        assert record.to == TO
+
+    @pytest.mark.parametrize(
+        "send",
+        [
+            lambda c, to: c.send_sms(to, "oi"),
+            lambda c, to: c.send_whatsapp(to, "oi"),
+            lambda c, to: c.make_call(to, twiml="<Response/>"),
+        ],
+        ids=["sms", "whatsapp", "call"],
+    )
+    def test_national_number_without_a_region_is_refused(
+        self, send: Callable[[CommunicationsClient, str], SendResult]
+    ) -> None:
+        """Without a region the same number is InvalidPhoneNumber; nothing written or sent."""
+        kit = _kit()
+        with pytest.raises(InvalidPhoneNumber, match="no country code"):
+            send(kit.client, self.NATIONAL)
+        assert len(kit.repo) == 0
+        assert kit.fake.requests == []
+
+    def test_international_number_ignores_the_region(self) -> None:
+        """A number with its + country code is sent as given, whatever the region."""
+        kit = _kit(_settings(default_region="US"))
+        kit.client.send_sms(TO, "oi")
+        assert kit.fake.requests[0].data["To"] == TO
+
+    def test_number_invalid_in_the_region_is_refused(self) -> None:
+        """A national number that is not valid in the region is InvalidPhoneNumber."""
+        kit = _kit(_settings(default_region="BR"))
+        with pytest.raises(InvalidPhoneNumber):
+            kit.client.send_sms("9999", "oi")
+        assert kit.fake.requests == []
+
+
 class TestSendFaults:
     def test_rate_limited_then_success(self, kit: Kit) -> None:
         """A 429 is retried after Twilio's Retry-After; the send then succeeds."""

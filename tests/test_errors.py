@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 import servio_twilio
+from servio_twilio import (
+    Communication,
+    CommunicationsClient,
+    InMemoryRepository,
+    InMemorySendLimiter,
+    OutboundMessage,
+    SendResult,
+    TokenBucket,
+    check_history_args,
+    replace,
+)
 from servio_twilio.domain import errors
 from servio_twilio.domain.errors import (
     BatchTooLarge,
     ConfigurationError,
     DuplicateRecord,
+    InvalidArgument,
     InvalidPhoneNumber,
     InvalidSignature,
     MissingSignature,
@@ -25,6 +39,9 @@ from servio_twilio.domain.errors import (
     TwilioAPIError,
     WebhookVerificationError,
 )
+from servio_twilio.firestore import FirestoreRepository
+from servio_twilio.testing import FakeTwilio, Fault
+from support.sending import TEMPLATE, TO, make_settings
 
 # DESIGN.md's diagram: each class and its direct bases, in order.
 DESIGN_TREE: dict[type[BaseException], tuple[type[BaseException], ...]] = {
@@ -51,6 +68,7 @@ def _examples() -> list[ServioTwilioError]:
     return [
         ServioTwilioError("base"),
         ConfigurationError("TWILIO_ACCOUNT_SID is required"),
+        InvalidArgument("body must not be empty"),
         InvalidPhoneNumber("+55abc", "only digits"),
         BatchTooLarge(101, 100),
         SendLimitExceeded("prospect_1", 12.5),
@@ -94,6 +112,7 @@ class TestTree:
         ("cls", "builtin"),
         [
             (ConfigurationError, ValueError),
+            (InvalidArgument, ValueError),
             (InvalidPhoneNumber, ValueError),
             (BatchTooLarge, ValueError),
             (RecordNotFound, KeyError),
@@ -116,6 +135,174 @@ class TestTree:
         """Every error is importable from ``servio_twilio``, as the same class."""
         for cls in DESIGN_TREE:
             assert getattr(servio_twilio, cls.__name__) is cls
+
+
+def _client(**kwargs: Any) -> CommunicationsClient:
+    return CommunicationsClient(make_settings(), http_client=FakeTwilio(), **kwargs)
+
+
+def _record(**kwargs: Any) -> Communication:
+    return Communication(channel="sms", to=TO, from_="+15005550006", **kwargs)
+
+
+NAIVE = datetime(2025, 1, 1, 12, 0)  # naive on purpose
+
+# Each bad value, through the public API: (what it shows, how it is raised).
+BAD_VALUES: list[tuple[str, Callable[[], object]]] = [
+    ("empty SMS body", lambda: _client().send_sms(TO, "")),
+    ("blank SMS body", lambda: _client().send_sms(TO, "   ")),
+    ("no SMS body", lambda: _client().send_sms(TO, None)),  # type: ignore[arg-type]
+    ("too long SMS body", lambda: _client().send_sms(TO, "x" * 1601)),
+    ("empty prospect_id", lambda: _client().send_sms(TO, "hi", prospect_id="")),
+    ("relative status_callback", lambda: _client().send_sms(TO, "hi", status_callback="/cb")),
+    (
+        "ftp status_callback",
+        lambda: _client().send_sms(TO, "hi", status_callback="ftp://a.test/cb"),
+    ),
+    ("bad media URL", lambda: _client().send_whatsapp(TO, media_url="not a url")),
+    ("empty media list", lambda: _client().send_whatsapp(TO, media_url=[])),
+    (
+        "too many media",
+        lambda: _client().send_whatsapp(TO, media_url=["https://a.test/x.png"] * 11),
+    ),
+    ("empty WhatsApp message", lambda: _client().send_whatsapp(TO)),
+    ("malformed content_sid", lambda: _client().send_whatsapp(TO, content_sid="HX123")),
+    ("template with a body", lambda: _client().send_whatsapp(TO, "hi", content_sid=TEMPLATE)),
+    (
+        "variables without a template",
+        lambda: _client().send_whatsapp(TO, "hi", content_variables={"1": "a"}),
+    ),
+    (
+        "variables not JSON",
+        lambda: _client().send_whatsapp(
+            TO, content_sid=TEMPLATE, content_variables={"1": float("nan")}
+        ),
+    ),
+    ("call without TwiML", lambda: _client().make_call(TO)),
+    (
+        "call with both TwiML kinds",
+        lambda: _client().make_call(TO, twiml_url="https://a.test/t.xml", twiml="<Response/>"),
+    ),
+    ("empty TwiML", lambda: _client().make_call(TO, twiml="")),
+    ("too long TwiML", lambda: _client().make_call(TO, twiml="x" * 4001)),
+    (
+        "recording callback without record",
+        lambda: _client().make_call(
+            TO, twiml="<Response/>", recording_status_callback="https://a.test/r"
+        ),
+    ),
+    ("history limit 0", lambda: _client().history("p1", limit=0)),
+    ("history limit 1001", lambda: _client().history("p1", limit=1001)),
+    ("naive history before", lambda: _client().history("p1", before=NAIVE)),
+    ("unknown history channel", lambda: _client().history("p1", channel="fax")),  # type: ignore[arg-type]
+    ("empty history prospect_id", lambda: _client().history("")),
+    ("empty communication_id", lambda: _client().events("")),
+    ("max_concurrency 0", lambda: _client().send_batch([], max_concurrency=0)),
+    ("max_batch_size 0", lambda: _client().send_batch([], max_batch_size=0)),
+    ("rate_per_second -1", lambda: _client().send_batch([], rate_per_second=-1)),
+    ("rate_per_second NaN", lambda: _client().send_batch([], rate_per_second=float("nan"))),
+    ("timeout 0", lambda: _client(timeout=0)),
+    ("negative max_retries", lambda: _client(max_retries=-1)),
+    ("TokenBucket rate 0", lambda: TokenBucket(0)),
+    ("TokenBucket rate inf", lambda: TokenBucket(float("inf"))),
+    ("TokenBucket burst too big", lambda: TokenBucket(2, burst=5)),
+    ("InMemorySendLimiter max_sends 0", lambda: InMemorySendLimiter(max_sends=0)),
+    ("InMemorySendLimiter per_seconds 0", lambda: InMemorySendLimiter(per_seconds=0)),
+    ("OutboundMessage channel", lambda: OutboundMessage(to=TO, body="x", channel="fax")),  # type: ignore[arg-type]
+    ("OutboundMessage.from_dict without to", lambda: OutboundMessage.from_dict({"body": "x"})),
+    (
+        "OutboundMessage.from_dict unknown key",
+        lambda: OutboundMessage.from_dict({"to": TO, "x": 1}),
+    ),
+    (
+        "OutboundMessage.from_dict channel",
+        lambda: OutboundMessage.from_dict({"to": TO, "channel": "call"}),
+    ),
+    (
+        "SendResult channel",
+        lambda: SendResult(
+            communication_id="c", sid="SM1", status="queued", to=TO, from_=TO, channel="fax"
+        ),
+    ),  # type: ignore[arg-type]
+    ("Communication channel", lambda: Communication(channel="fax", to=TO, from_=TO)),  # type: ignore[arg-type]
+    ("Communication direction", lambda: _record(direction="sideways")),
+    ("naive Communication timestamp", lambda: _record(timestamp=NAIVE)),
+    ("naive time in replace", lambda: replace(_record(), updated_at=NAIVE)),
+    ("check_history_args limit", lambda: check_history_args(0, None)),
+    ("InMemoryRepository history limit", lambda: InMemoryRepository().history("p1", limit=0)),
+    (
+        "InMemoryRepository history channel",
+        lambda: InMemoryRepository().history("p1", channel="fax"),
+    ),  # type: ignore[arg-type]
+    ("FirestoreRepository collection", lambda: FirestoreRepository(object(), collection="a/b")),  # type: ignore[arg-type]
+    ("FirestoreRepository timeout", lambda: FirestoreRepository(object(), timeout=0)),  # type: ignore[arg-type]
+    ("FakeTwilio latency", lambda: FakeTwilio(latency=-1)),
+    ("FakeTwilio fail_next 0", lambda: FakeTwilio().fail_next(0, Fault.server_error())),
+    (
+        "FakeTwilio fail_number times 0",
+        lambda: FakeTwilio().fail_number(TO, Fault.server_error(), times=0),
+    ),
+]
+
+
+class TestInvalidArgument:
+    @pytest.mark.parametrize(("what", "call"), BAD_VALUES, ids=[what for what, _ in BAD_VALUES])
+    def test_bad_values_are_servio_twilio_errors_and_value_errors(
+        self, what: str, call: Callable[[], object]
+    ) -> None:
+        """A bad argument value anywhere in the public API raises InvalidArgument: one
+        ``except ServioTwilioError`` catches it, and ``except ValueError`` still does."""
+        with pytest.raises(ServioTwilioError) as caught:
+            call()
+        assert isinstance(caught.value, ValueError), what
+        assert isinstance(caught.value, InvalidArgument), what
+
+    def test_bases(self) -> None:
+        """InvalidArgument is a ServioTwilioError first, then a ValueError; exported as is."""
+        assert InvalidArgument.__bases__ == (ServioTwilioError, ValueError)
+        assert servio_twilio.InvalidArgument is InvalidArgument
+        assert "InvalidArgument" in errors.__all__
+
+    def test_message_is_kept(self) -> None:
+        """The message is the one the builtin ValueError had, naming the argument."""
+        with pytest.raises(InvalidArgument) as caught:
+            InMemorySendLimiter(max_sends=0)
+        assert str(caught.value) == "max_sends must be an int >= 1, got 0"
+
+    def test_bad_channel_names_the_channels_not_the_enum(self) -> None:
+        """An unknown channel says which values are accepted, with no chained enum error."""
+        with pytest.raises(InvalidArgument) as caught:
+            OutboundMessage(to=TO, channel="fax")  # type: ignore[arg-type]
+        assert str(caught.value) == "channel must be one of sms, whatsapp, call, not 'fax'"
+        assert caught.value.__cause__ is None
+        assert caught.value.__suppress_context__
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda: _client().send_sms(TO, 42),  # type: ignore[arg-type]
+            lambda: _client().send_sms(TO, "hi", prospect_id=7),  # type: ignore[arg-type]
+            lambda: _client().history("p1", limit="10"),  # type: ignore[arg-type]
+            lambda: _client().send_batch("not a list"),  # type: ignore[arg-type]
+            lambda: _client(clock=5),  # type: ignore[arg-type]
+        ],
+        ids=["body int", "prospect_id int", "limit str", "messages str", "clock int"],
+    )
+    def test_wrong_types_stay_type_errors(self, call: Callable[[], object]) -> None:
+        """An argument of the wrong type is still a plain TypeError, not InvalidArgument."""
+        with pytest.raises(TypeError) as caught:
+            call()
+        assert not isinstance(caught.value, ServioTwilioError)
+
+    def test_nothing_is_written_or_sent(self) -> None:
+        """A refused send leaves no record and sends no request."""
+        fake = FakeTwilio()
+        repo = InMemoryRepository()
+        client = CommunicationsClient(make_settings(), repository=repo, http_client=fake)
+        with pytest.raises(InvalidArgument):
+            client.send_sms(TO, "")
+        assert len(repo) == 0
+        assert fake.requests == []
 
 
 class TestAttributes:

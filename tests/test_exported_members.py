@@ -80,6 +80,9 @@ DESIGN_EXPORTS = {
 ADDED_EXPORTS = {
     # raised by the exported events' from_params() for a callback missing fields
     "MalformedCallback": "servio_twilio.domain.errors",
+    # a bad argument value (empty body, limit out of range, ...): a ServioTwilioError that is
+    # also a ValueError, so `except ServioTwilioError` catches it (docs: errors)
+    "InvalidArgument": "servio_twilio.domain.errors",
     # every phone number in a line of text masked, for the host's own logs (docs: settings)
     "mask_phone_numbers": "servio_twilio.domain.phone_text",
     # the shared rate cap a batch accepts as rate_per_second (docs: batches)

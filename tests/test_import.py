@@ -9,7 +9,17 @@ import sys
 
 import pytest
 
-HEAVY = ["twilio", "twilio.rest", "google.cloud.firestore", "grpc", "phonenumbers", "asyncio"]
+HEAVY = [
+    "twilio",
+    "twilio.rest",
+    "google.cloud.firestore",
+    "grpc",
+    "phonenumbers",
+    "asyncio",
+    "pydantic",
+    "pydantic_core",
+    "fastapi",
+]
 
 
 def _loaded_after(code: str) -> dict[str, bool]:
@@ -39,7 +49,7 @@ class TestImportCost:
         assert loaded["twilio.rest"]
 
     def test_import_loads_no_heavy_dependency(self) -> None:
-        """``import servio_twilio`` loads none of twilio, Firestore, grpc, phonenumbers, asyncio."""
+        """``import servio_twilio`` loads none of HEAVY (twilio, Firestore, grpc, pydantic...)."""
         loaded = _loaded_after("import servio_twilio")
         assert [name for name, present in loaded.items() if present] == []
 
@@ -55,6 +65,16 @@ class TestImportCost:
         """Domain and storage names load no Twilio REST client, Firestore, grpc or asyncio."""
         loaded = _loaded_after(f"import servio_twilio\nservio_twilio.{name}")
         for heavy in ("twilio.rest", "google.cloud.firestore", "grpc", "asyncio"):
+            assert not loaded[heavy], heavy
+
+    def test_result_types_load_no_pydantic(self) -> None:
+        """The result types' pydantic schema hook imports pydantic only when a schema is built."""
+        names = ["SendResult", "BatchReport", "BatchItemResult", "HealthReport", "HealthCheck"]
+        code = "import servio_twilio\n" + "\n".join(
+            f"servio_twilio.{name}" for name in [*names, "Communication"]
+        )
+        loaded = _loaded_after(code)
+        for heavy in ("pydantic", "pydantic_core", "fastapi"):
             assert not loaded[heavy], heavy
 
     def test_settings_from_env_stays_light(self) -> None:

@@ -87,6 +87,13 @@ class TestNormalizeNumber:
         assert caught.value.reason == "a whatsapp: address cannot receive a call"
         assert caught.value.raw == prefix + TO
 
+    def test_national_number_in_the_default_region(self) -> None:
+        """A national number is read in default_region; without one it is refused."""
+        national = "(11) 99999-9999"
+        assert normalize_number(national, allow_whatsapp=False, what="x", default_region="BR") == TO
+        with pytest.raises(InvalidPhoneNumber, match="no country code"):
+            normalize_number(national, allow_whatsapp=False, what="x")
+
     @pytest.mark.parametrize("bad", ["", "abc", "+1", None, 5511999999999])
     def test_invalid_numbers(self, bad: object) -> None:
         """Anything that is not a valid number is InvalidPhoneNumber (also a ValueError)."""

@@ -31,6 +31,7 @@ FULL_ENV = {
     "TWILIO_MESSAGING_SERVICE_SID": SERVICE,
     "TWILIO_SECONDARY_AUTH_TOKEN": SECONDARY,
     "TWILIO_WEBHOOK_BASE_URL": "https://api.servio.ai/api/twilio/webhook/",
+    "TWILIO_DEFAULT_REGION": "br",
 }
 
 
@@ -64,6 +65,7 @@ class TestConstructor:
             "messaging_service_sid",
             "webhook_base_url",
             "secondary_auth_token",
+            "default_region",
         ):
             assert getattr(settings, name) is None
         assert not settings.uses_api_key
@@ -227,6 +229,7 @@ class TestHostileInput:
             "messaging_service_sid",
             "webhook_base_url",
             "secondary_auth_token",
+            "default_region",
         ],
     )
     def test_bad_values_raise_configuration_error_only(self, field: str, value: object) -> None:
@@ -257,6 +260,7 @@ class TestHostileInput:
             "whatsapp_number",
             "messaging_service_sid",
             "webhook_base_url",
+            "default_region",
         ],
     )
     def test_one_megabyte_strings(self, field: str) -> None:
@@ -308,6 +312,7 @@ class TestFromEnv:
             messaging_service_sid=SERVICE,
             secondary_auth_token=SECONDARY,
             webhook_base_url="https://api.servio.ai/api/twilio/webhook",
+            default_region="BR",
         )
 
     def test_reads_os_environ_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,6 +423,7 @@ class TestFromEnv:
             "TWILIO_WHATSAPP_NUMBER": "whatsapp:123",
             "TWILIO_MESSAGING_SERVICE_SID": "MG",
             "TWILIO_WEBHOOK_BASE_URL": "mailto:x@y",
+            "TWILIO_DEFAULT_REGION": "Brasil",
         }
         with pytest.raises(ConfigurationError) as caught:
             TwilioSettings.from_env(env)
@@ -431,6 +437,7 @@ class TestFromEnv:
             "TWILIO_WHATSAPP_NUMBER",
             "TWILIO_MESSAGING_SERVICE_SID",
             "TWILIO_WEBHOOK_BASE_URL",
+            "TWILIO_DEFAULT_REGION",
         ):
             assert name in message
         assert "tok" not in message
@@ -439,6 +446,109 @@ class TestFromEnv:
         """Callers may catch ValueError."""
         with pytest.raises(ValueError, match="TWILIO_ACCOUNT_SID"):
             TwilioSettings.from_env({})
+
+
+class TestDefaultRegion:
+    @pytest.mark.parametrize("value", ["BR", "br", " Br\n", "us"])
+    def test_stored_upper_cased(self, value: str) -> None:
+        """A region code is trimmed and stored upper-cased."""
+        assert _settings(default_region=value).default_region == value.strip().upper()
+
+    @pytest.mark.parametrize("value", [None, "", "  "])
+    def test_blank_means_no_region(self, value: str | None) -> None:
+        """None or a blank value leaves the region unset."""
+        assert _settings(default_region=value).default_region is None
+
+    @pytest.mark.parametrize(
+        "value", ["B", "BRA", "Brazil", "B1", "+55", "XX", "UK", "\u00df", "\uff22\uff32", 55]
+    )
+    def test_bad_regions_are_named(self, value: object) -> None:
+        """Not two letters, not a region phonenumbers knows (XX; UK is GB) or not a string:
+        a ConfigurationError naming default_region (``ß`` is not upper-cased into ``SS``)."""
+        with pytest.raises(ConfigurationError, match="default_region") as caught:
+            _settings(default_region=value)
+        assert isinstance(caught.value, ValueError)
+
+    def test_national_sender_numbers_with_a_region(self) -> None:
+        """With a region the sender numbers may be national; they are stored in E.164."""
+        settings = _settings(
+            default_region="BR",
+            phone_number="(11) 3333-4444",
+            whatsapp_number="whatsapp:11 99999-9999",
+        )
+        assert settings.phone_number == "+551133334444"
+        assert settings.whatsapp_number == "+5511999999999"
+
+    def test_international_sender_numbers_ignore_the_region(self) -> None:
+        """A number with its + country code is read as given, whatever the region."""
+        settings = _settings(default_region="BR", phone_number="+1 202 555 0100")
+        assert settings.phone_number == "+12025550100"
+
+    def test_national_sender_numbers_without_a_region(self) -> None:
+        """Without a region a national sender number is refused, by field name."""
+        with pytest.raises(ConfigurationError) as caught:
+            _settings(phone_number="(11) 3333-4444", whatsapp_number="11 99999-9999")
+        assert "phone_number" in str(caught.value)
+        assert "whatsapp_number" in str(caught.value)
+
+    def test_bad_region_and_national_number_both_named(self) -> None:
+        """A bad region cannot read a national number: both are named in one error."""
+        with pytest.raises(ConfigurationError) as caught:
+            _settings(default_region="Brasil", phone_number="(11) 3333-4444")
+        assert "default_region" in str(caught.value)
+        assert "phone_number" in str(caught.value)
+
+    def test_evolve_keeps_the_numbers(self) -> None:
+        """attrs.evolve re-runs the checks; E.164 numbers stay valid with the region removed."""
+        settings = _settings(default_region="BR", phone_number="(11) 3333-4444")
+        assert attrs.evolve(settings, default_region=None).phone_number == "+551133334444"
+
+    def test_pickle_round_trip(self) -> None:
+        """Settings with a region pickle and come back equal."""
+        settings = _settings(default_region="BR", phone_number="11 3333-4444")
+        assert pickle.loads(pickle.dumps(settings)) == settings
+
+    def test_from_env_with_the_variable(self) -> None:
+        """``TWILIO_DEFAULT_REGION`` sets the region; sender numbers may then be national."""
+        env = {
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_DEFAULT_REGION": " br ",
+            "TWILIO_PHONE_NUMBER": "(11) 3333-4444",
+            "TWILIO_WHATSAPP_NUMBER": "whatsapp:11 99999-9999",
+        }
+        settings = TwilioSettings.from_env(env)
+        assert settings.default_region == "BR"
+        assert settings.phone_number == "+551133334444"
+        assert settings.whatsapp_number == "+5511999999999"
+
+    @pytest.mark.parametrize(
+        "env", [{}, {"TWILIO_DEFAULT_REGION": ""}, {"TWILIO_DEFAULT_REGION": " "}]
+    )
+    def test_from_env_without_the_variable(self, env: dict[str, str]) -> None:
+        """Absent or blank ``TWILIO_DEFAULT_REGION``: no region."""
+        base = {"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN}
+        assert TwilioSettings.from_env({**base, **env}).default_region is None
+
+    def test_from_env_national_number_without_the_variable(self) -> None:
+        """Without a region, a national ``TWILIO_PHONE_NUMBER`` is named as malformed."""
+        env = {
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_PHONE_NUMBER": "(11) 3333-4444",
+        }
+        with pytest.raises(ConfigurationError, match="TWILIO_PHONE_NUMBER"):
+            TwilioSettings.from_env(env)
+
+    @pytest.mark.parametrize("value", ["Brazil", "55", "XX", "B R"])
+    def test_from_env_bad_region_in_the_one_error(self, value: str) -> None:
+        """A bad ``TWILIO_DEFAULT_REGION`` is named in the same error as the other problems."""
+        env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_DEFAULT_REGION": value}
+        with pytest.raises(ConfigurationError) as caught:
+            TwilioSettings.from_env(env)
+        message = str(caught.value)
+        assert "TWILIO_ACCOUNT_SID is required" in message
+        assert "TWILIO_DEFAULT_REGION" in message
 
 
 class TestRequireSenders:

@@ -6,6 +6,7 @@ reaches callers: each is translated at the boundary with ``raise ... from exc``.
 ```
 ServioTwilioError(Exception)
 ├── ConfigurationError(ServioTwilioError, ValueError)
+├── InvalidArgument(ServioTwilioError, ValueError)      an argument has a bad value
 ├── InvalidPhoneNumber(ServioTwilioError, ValueError)   .raw, .reason
 ├── BatchTooLarge(ServioTwilioError, ValueError)        .size, .limit
 ├── SendLimitExceeded(ServioTwilioError)                .prospect_id, .retry_after
@@ -30,6 +31,7 @@ __all__ = [
     "BatchTooLarge",
     "ConfigurationError",
     "DuplicateRecord",
+    "InvalidArgument",
     "InvalidPhoneNumber",
     "InvalidSignature",
     "MalformedCallback",
@@ -97,6 +99,18 @@ class ConfigurationError(ServioTwilioError, ValueError):
     """Settings are missing or malformed, or an operation lacks what it needs.
 
     The message names every problem at once; it never contains a secret.
+    """
+
+
+class InvalidArgument(ServioTwilioError, ValueError):
+    """An argument has a bad value; nothing was written or sent.
+
+    An empty or too long body, a malformed URL, a limit out of range, a naive
+    datetime, an unknown channel... The message names the argument. Also a
+    ``ValueError``, so ``except ValueError`` keeps working. An argument of the
+    wrong type is still a ``TypeError``.
+
+    New in 0.1.0.
     """
 
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
+
+from servio_twilio.domain.errors import InvalidArgument
+
+if TYPE_CHECKING:  # pydantic is optional: only building a schema imports it
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
 
 __all__ = [
     "Channel",
     "Communication",
     "Direction",
     "json_ready",
+    "parse_channel",
+    "pydantic_output_schema",
     "replace",
     "to_json_dict",
     "utcnow",
@@ -46,16 +55,38 @@ def _aware_utc(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime: pass an aware one (UTC)")
+        raise InvalidArgument("naive datetime: pass an aware one (UTC)")
     return value.astimezone(UTC)
 
 
+def parse_channel(value: Channel | str, name: str = "channel") -> Channel:
+    """``value`` (a `Channel` or its value, ``"sms"``) as a `Channel`.
+
+    Raises:
+        InvalidArgument: (a ``ValueError``) naming ``name`` for any other value.
+    """
+    if type(value) is Channel:
+        return value
+    try:
+        return Channel(value)
+    except ValueError:
+        choices = ", ".join(channel.value for channel in Channel)
+        raise InvalidArgument(f"{name} must be one of {choices}, not {value!r:.40}") from None
+
+
 def _channel(value: Channel | str) -> Channel:
-    return value if type(value) is Channel else Channel(value)
+    return value if type(value) is Channel else parse_channel(value)
 
 
 def _direction(value: Direction | str) -> Direction:
-    return value if type(value) is Direction else Direction(value)
+    if type(value) is Direction:
+        return value
+    try:
+        return Direction(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"direction must be one of inbound, outbound, not {value!r:.40}"
+        ) from None
 
 
 def _media_urls(value: object) -> tuple[str, ...]:
@@ -81,12 +112,64 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def _json_key(field_name: str) -> str:
+    return field_name.rstrip("_")  # from_ -> from
+
+
 def to_json_dict(instance: Any) -> dict[str, Any]:
     """An attrs instance as JSON-ready data; a trailing ``_`` (``from_``) is dropped from keys."""
     return {
-        field.name.rstrip("_"): json_ready(getattr(instance, field.name))
+        _json_key(field.name): json_ready(getattr(instance, field.name))
         for field in attrs.fields(type(instance))
     }
+
+
+def _call_to_dict(value: Any) -> Any:
+    return value.to_dict()
+
+
+def _output_core_schema(cls: type[Any], source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """How pydantic (and so FastAPI) handles ``cls``, an attrs type with ``to_dict()``.
+
+    Serialized, in every mode, as exactly ``value.to_dict()``. Validated from
+    Python by ``isinstance`` (the instance itself is kept); from JSON, refused
+    with a validation error: these are output types, never built from input.
+    The JSON schema is the object ``to_dict()`` gives, each key typed from the
+    attrs field's annotation (``from`` for ``from_``, times as date-time
+    strings), all keys required.
+    """
+    from pydantic_core import PydanticCustomError, core_schema  # noqa: PLC0415 - optional
+
+    def refuse(value: Any) -> NoReturn:
+        raise PydanticCustomError(
+            "output_type",
+            "{name} is an output type: it is returned, never read from JSON",
+            {"name": cls.__name__},
+        )
+
+    hints = typing.get_type_hints(cls)  # resolved in the class's module
+    # What to_dict() gives, for the JSON schema only: refuse() runs before it on any input.
+    shape = core_schema.typed_dict_schema(
+        {
+            _json_key(field.name): core_schema.typed_dict_field(
+                handler.generate_schema(hints[field.name])
+            )
+            for field in attrs.fields(cls)
+        }
+    )
+    return core_schema.json_or_python_schema(
+        json_schema=core_schema.no_info_before_validator_function(refuse, shape),
+        python_schema=core_schema.is_instance_schema(cls),
+        serialization=core_schema.plain_serializer_function_ser_schema(_call_to_dict),
+        ref=f"{cls.__module__}.{cls.__qualname__}:{id(cls)}",
+    )
+
+
+pydantic_output_schema = classmethod(_output_core_schema)
+"""The result types' ``__get_pydantic_core_schema__``: FastAPI returns them as ``to_dict()``.
+
+Assigned in each class body; pydantic is imported only when a schema is built.
+"""
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -125,6 +208,8 @@ class Communication:
     created_at: datetime = attrs.field(factory=utcnow, converter=_aware_utc)
     updated_at: datetime = attrs.field(factory=utcnow, converter=_aware_utc)
 
+    __get_pydantic_core_schema__ = pydantic_output_schema
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: snake_case keys (``from`` for ``from_``), ISO 8601 times."""
         return to_json_dict(self)
@@ -147,7 +232,8 @@ def replace(record: Communication, **changes: Any) -> Communication:
 
     Raises:
         TypeError: a name in ``changes`` is not a field.
-        ValueError: a changed time is naive.
+        InvalidArgument: (a ``ValueError``) a changed time is naive, or a changed
+            channel or direction is not one of its values.
 
     New in 0.1.0.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import attrs
@@ -19,6 +19,7 @@ _SID_PREFIX = {"account_sid": "AC", "api_key_sid": "SK", "messaging_service_sid"
 _SID = {field: re.compile(prefix + r"[0-9a-fA-F]{32}") for field, prefix in _SID_PREFIX.items()}
 _SECRETS = ("auth_token", "api_key_secret", "secondary_auth_token")
 _NUMBERS = ("phone_number", "whatsapp_number")
+_REGION = re.compile(r"[A-Z]{2}")
 
 _ENV = {
     "account_sid": "TWILIO_ACCOUNT_SID",
@@ -30,6 +31,7 @@ _ENV = {
     "messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
     "secondary_auth_token": "TWILIO_SECONDARY_AUTH_TOKEN",
     "webhook_base_url": "TWILIO_WEBHOOK_BASE_URL",
+    "default_region": "TWILIO_DEFAULT_REGION",
 }
 _WEBHOOK_PATH = "/api/twilio/webhook"
 
@@ -41,15 +43,24 @@ def _blank_to_none(value: str | None) -> str | None:
     return text or None
 
 
-def _number(value: str | None) -> str | None:
+def _number(value: str | None, region: object = None) -> str | None:
+    """``value`` in E.164 (national form read in ``region``), else as given for the checks."""
     text = _blank_to_none(value)
     if text is None or not isinstance(text, str):
         return text
     text = strip_channel_prefix(text)
+    usable = region if isinstance(region, str) and _REGION.fullmatch(region) else None
     try:
-        return normalize_e164(text)
+        return normalize_e164(text, usable)
     except InvalidPhoneNumber:
         return text  # kept as given; the checks report it
+
+
+def _region(value: str | None) -> str | None:
+    """``value`` trimmed and upper-cased (``"br"`` -> ``"BR"``); blank means None."""
+    text = _blank_to_none(value)
+    # Only ASCII is upper-cased: "ß".upper() is "SS", a region the caller never named.
+    return text.upper() if isinstance(text, str) and text.isascii() else text
 
 
 def _url(value: str | None) -> str | None:
@@ -65,6 +76,12 @@ class TwilioSettings:
     appear in ``repr``, ``str``, logs or error messages. Phone numbers are
     normalized to E.164 (a ``whatsapp:`` prefix is accepted and dropped);
     ``webhook_base_url`` loses its trailing slash.
+
+    ``default_region`` (optional) is a two-letter ISO 3166 region code such as
+    ``"BR"``, stored upper-cased. With it, national numbers (``11 99999-9999``)
+    are accepted wherever the library takes a number: the sender numbers
+    here, and every send's ``to``. Without it, numbers need their ``+``
+    country code.
 
     Raises:
         ConfigurationError: naming every missing or malformed field at once.
@@ -83,8 +100,15 @@ class TwilioSettings:
     secondary_auth_token: str | None = attrs.field(
         default=None, repr=False, converter=_blank_to_none
     )
+    default_region: str | None = attrs.field(default=None, converter=_region)
 
     def __attrs_post_init__(self) -> None:
+        if self.default_region is not None:
+            # The converters ran before the region was known: read national numbers now.
+            for field in _NUMBERS:
+                value = getattr(self, field)
+                if isinstance(value, str) and not E164_PATTERN.fullmatch(value):
+                    object.__setattr__(self, field, _number(value, self.default_region))
         problems = _problems(attrs.asdict(self))
         if problems:
             raise ConfigurationError(
@@ -98,8 +122,10 @@ class TwilioSettings:
         ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN`` are required; also read:
         ``TWILIO_API_KEY_SID``, ``TWILIO_API_KEY_SECRET``, ``TWILIO_PHONE_NUMBER``,
         ``TWILIO_WHATSAPP_NUMBER`` (with or without ``whatsapp:``),
-        ``TWILIO_MESSAGING_SERVICE_SID``, ``TWILIO_SECONDARY_AUTH_TOKEN`` and
-        ``TWILIO_WEBHOOK_BASE_URL`` (else ``BACKEND_URL`` + ``/api/twilio/webhook``).
+        ``TWILIO_MESSAGING_SERVICE_SID``, ``TWILIO_SECONDARY_AUTH_TOKEN``,
+        ``TWILIO_WEBHOOK_BASE_URL`` (else ``BACKEND_URL`` + ``/api/twilio/webhook``)
+        and ``TWILIO_DEFAULT_REGION`` (a region code such as ``BR``; the sender
+        numbers may then be national).
 
         Raises:
             ConfigurationError: naming every missing or malformed variable.
@@ -116,10 +142,12 @@ class TwilioSettings:
             backend = _url(env.get("BACKEND_URL"))
             if backend:
                 values["webhook_base_url"] = backend + _WEBHOOK_PATH
+        region = _region(values["default_region"])
         normalized = {
-            "phone_number": _number(values["phone_number"]),
-            "whatsapp_number": _number(values["whatsapp_number"]),
+            "phone_number": _number(values["phone_number"], region),
+            "whatsapp_number": _number(values["whatsapp_number"], region),
             "webhook_base_url": _url(values["webhook_base_url"]),
+            "default_region": region,
         }
         values.update(normalized)
         problems = _problems(values)
@@ -169,22 +197,40 @@ def _problems(values: Mapping[str, object]) -> dict[str, str]:
     for field, value in values.items():
         if field in problems or value is None:
             continue
-        if not isinstance(value, str):
-            problems[field] = f"must be a string, not {type(value).__name__}"
-        elif field in _SID and not _SID[field].fullmatch(value):
-            problems[field] = f"must be {_SID_PREFIX[field]} followed by 32 hex digits"
-        elif field in _SECRETS and (not value.isprintable() or not value.isascii()):
-            problems[field] = "must be printable ASCII"
-        elif field in _NUMBERS and not E164_PATTERN.fullmatch(value):
-            problems[field] = "must be a valid phone number in E.164 form (+5511999999999)"
-        elif field == "webhook_base_url":
-            reason = _url_problem(value)
-            if reason:
-                problems[field] = reason
+        reason = _value_problem(field, value, has_region=values.get("default_region") is not None)
+        if reason:
+            problems[field] = reason
     if (values.get("api_key_sid") is None) != (values.get("api_key_secret") is None):
         for field in ("api_key_sid", "api_key_secret"):
             problems.setdefault(field, "must be set together with its pair (API key auth)")
     return problems
+
+
+def _value_problem(field: str, value: object, *, has_region: bool) -> str | None:
+    """What is wrong with one set field's value, or None; never echoes the value."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if field in _SID and not _SID[field].fullmatch(value):
+        return f"must be {_SID_PREFIX[field]} followed by 32 hex digits"
+    if field in _SECRETS and (not value.isprintable() or not value.isascii()):
+        return "must be printable ASCII"
+    if field in _NUMBERS and not E164_PATTERN.fullmatch(value):
+        reason = "must be a valid phone number in E.164 form (+5511999999999)"
+        return reason + " or in national form for default_region" if has_region else reason
+    check = _FORMAT_CHECKS.get(field)
+    return check(value) if check is not None else None
+
+
+def _region_problem(value: str) -> str | None:
+    """Why ``value`` is not a region code ``phonenumbers`` can read national numbers in."""
+    if not _REGION.fullmatch(value):
+        return "must be a two-letter ISO 3166 region code such as BR"
+
+    import phonenumbers  # noqa: PLC0415 - only settings with a region pay for it
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        return "is not a region with phone numbers (an ISO 3166 code such as BR or US)"
+    return None
 
 
 def _url_problem(value: str) -> str | None:
@@ -200,3 +246,9 @@ def _url_problem(value: str) -> str | None:
     if parts.query or parts.fragment:
         return "must not have a query or fragment"
     return None
+
+
+_FORMAT_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "default_region": _region_problem,
+    "webhook_base_url": _url_problem,
+}

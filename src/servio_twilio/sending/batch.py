@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from servio_twilio.domain.errors import (
     BatchTooLarge,
+    InvalidArgument,
     RecordNotFound,
     SendOutcomeUnknown,
     ServioTwilioError,
@@ -105,7 +106,7 @@ def _prepare(
     try:
         message = _message(item)
         if message.channel not in _CHANNELS:
-            raise ValueError(f"a batch sends SMS and WhatsApp messages, not {message.channel}")
+            raise InvalidArgument(f"a batch sends SMS and WhatsApp messages, not {message.channel}")
         return path.prepare_message(
             message.channel,
             message.to,
@@ -349,7 +350,7 @@ def _bucket(rate: object) -> TokenBucket | None:
     if rate is None or isinstance(rate, TokenBucket):
         return rate
     if not is_positive_number(rate):
-        raise ValueError(
+        raise InvalidArgument(
             f"rate_per_second must be a positive number, a TokenBucket or None, got {rate!r}"
         )
     return TokenBucket(rate)
@@ -357,4 +358,4 @@ def _bucket(rate: object) -> TokenBucket | None:
 
 def _check_positive_int(name: str, value: object) -> None:
     if not is_positive_int(value):
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        raise InvalidArgument(f"{name} must be an int >= 1, got {value!r}")

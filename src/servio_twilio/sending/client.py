@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from servio_twilio.domain.models import Channel, Communication, utcnow
+from servio_twilio.domain.errors import InvalidArgument
+from servio_twilio.domain.models import Channel, Communication, parse_channel, utcnow
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.batch import BatchMessage, send_batch
 from servio_twilio.sending.checks import check_prospect_id
@@ -51,7 +52,7 @@ class CommunicationsClient:
 
     Raises:
         TypeError: an argument of the wrong type.
-        ValueError: ``timeout`` or ``max_retries`` out of range.
+        InvalidArgument: (a ``ValueError``) ``timeout`` or ``max_retries`` out of range.
 
     New in 0.1.0.
     """
@@ -135,7 +136,8 @@ class CommunicationsClient:
         Raises:
             InvalidPhoneNumber: ``to`` is not a valid number.
             ConfigurationError: no SMS sender in the settings.
-            ValueError: an empty or too long body, a malformed callback URL.
+            InvalidArgument: (a ``ValueError``) an empty or too long body, a malformed
+                callback URL, an empty ``prospect_id``.
             SendLimitExceeded: over the send limit; nothing written or sent.
             RepositoryError: the pending record could not be written; nothing sent.
             TwilioAPIError: Twilio refused (the record is ``failed``).
@@ -248,8 +250,8 @@ class CommunicationsClient:
 
         Raises:
             BatchTooLarge: more than ``max_batch_size`` messages; nothing written or sent.
-            ValueError: ``max_concurrency`` or ``max_batch_size`` below 1, or
-                ``rate_per_second`` not a positive number.
+            InvalidArgument: (a ``ValueError``) ``max_concurrency`` or ``max_batch_size``
+                below 1, or ``rate_per_second`` not a positive number.
             TypeError: ``messages`` is not an iterable of messages.
 
         New in 0.1.0.
@@ -276,26 +278,28 @@ class CommunicationsClient:
         last record's ``timestamp`` to read the next page.
 
         Raises:
-            ValueError: an empty ``prospect_id``, ``limit`` outside 1..1000, a naive ``before``.
+            InvalidArgument: (a ``ValueError``) an empty ``prospect_id``, ``limit`` outside
+                1..1000, a naive ``before``, an unknown ``channel``.
             RepositoryError: storage failed.
 
         New in 0.1.0.
         """
         check_prospect_id(prospect_id, required=True)
         if channel is not None:
-            channel = Channel(channel)
+            channel = parse_channel(channel)
         return self.repository.history(prospect_id, channel=channel, limit=limit, before=before)
 
     def events(self, communication_id: str) -> list[dict[str, Any]]:
         """The Twilio callbacks kept for a record, oldest first (empty when none).
 
         Raises:
+            InvalidArgument: (a ``ValueError``) ``communication_id`` is not a non-empty string.
             RepositoryError: storage failed.
 
         New in 0.1.0.
         """
         if not isinstance(communication_id, str) or not communication_id:
-            raise ValueError("communication_id must be a non-empty string")
+            raise InvalidArgument("communication_id must be a non-empty string")
         return self.repository.events(communication_id)
 
     def health(self) -> HealthReport:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.sending.ratelimit import is_positive_int, is_positive_number
 
 __all__ = ["InMemorySendLimiter", "SendLimiter"]
@@ -45,7 +46,8 @@ class InMemorySendLimiter:
     are forgotten, so memory stays bounded by the keys active in one window.
 
     Raises:
-        ValueError: ``max_sends`` below 1 or ``per_seconds`` not a positive number.
+        InvalidArgument: (a ``ValueError``) ``max_sends`` below 1 or ``per_seconds``
+            not a positive number.
 
     New in 0.1.0.
     """
@@ -58,9 +60,9 @@ class InMemorySendLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not is_positive_int(max_sends):
-            raise ValueError(f"max_sends must be an int >= 1, got {max_sends!r}")
+            raise InvalidArgument(f"max_sends must be an int >= 1, got {max_sends!r}")
         if not is_positive_number(per_seconds):
-            raise ValueError(f"per_seconds must be a positive number, got {per_seconds!r}")
+            raise InvalidArgument(f"per_seconds must be a positive number, got {per_seconds!r}")
         self.max_sends = max_sends
         self.per_seconds = float(per_seconds)
         self._clock = clock

@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.errors import InvalidArgument
+from servio_twilio.domain.models import Channel, Communication, parse_channel
 from servio_twilio.domain.phone_text import WHATSAPP_PREFIX, mask_phone
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.checks import (
@@ -67,16 +68,26 @@ def prepare_message(
     prospect_id: str | None = None,
     status_callback: str | None = None,
 ) -> PreparedSend:
-    """Validate one SMS or WhatsApp message; raise on bad input, touch nothing."""
-    channel = Channel(channel)
+    """Validate one SMS or WhatsApp message; raise on bad input, touch nothing.
+
+    A national ``to`` is read in ``settings.default_region``.
+    """
+    channel = parse_channel(channel)
     if channel == Channel.CALL:
-        raise ValueError("prepare_message is not for calls: use prepare_call")
+        raise InvalidArgument("prepare_message is not for calls: use prepare_call")
     check_prospect_id(prospect_id)
     if channel == Channel.SMS:
-        number = normalize_number(to, allow_whatsapp=False, what="an SMS")
+        number = normalize_number(
+            to, allow_whatsapp=False, what="an SMS", default_region=settings.default_region
+        )
         settings.require_sms_sender()
     else:
-        number = normalize_number(to, allow_whatsapp=True, what="a WhatsApp message")
+        number = normalize_number(
+            to,
+            allow_whatsapp=True,
+            what="a WhatsApp message",
+            default_region=settings.default_region,
+        )
         settings.require_whatsapp_sender()
     text, media, template, variables = check_content(
         channel, body, media_url, content_sid, content_variables
@@ -135,16 +146,21 @@ def prepare_call(
     status_callback: str | None = None,
     recording_status_callback: str | None = None,
 ) -> PreparedSend:
-    """Validate one call; raise on bad input, touch nothing."""
+    """Validate one call; raise on bad input, touch nothing.
+
+    A national ``to`` is read in ``settings.default_region``.
+    """
     check_prospect_id(prospect_id)
-    number = normalize_number(to, allow_whatsapp=False, what="a call")
+    number = normalize_number(
+        to, allow_whatsapp=False, what="a call", default_region=settings.default_region
+    )
     settings.require_voice_sender()
     assert settings.phone_number is not None
     check_twiml(twiml_url, twiml)
     if not isinstance(record, bool):
         raise TypeError(f"record must be a bool, not {type(record).__name__}")
     if recording_status_callback is not None and not record:
-        raise ValueError("recording_status_callback needs record=True")
+        raise InvalidArgument("recording_status_callback needs record=True")
     cid = new_id()
     callback = _callback_url(settings, status_callback, "call-status", cid)
     params: dict[str, Any] = {"to": number, "from_": settings.phone_number}

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import TypeGuard
 
+from servio_twilio.domain.errors import InvalidArgument
+
 __all__ = ["TokenBucket", "is_positive_int", "is_positive_number"]
 
 
@@ -34,7 +36,8 @@ class TokenBucket:
     Thread-safe.
 
     Raises:
-        ValueError: ``rate`` not a positive finite number, ``burst`` out of range.
+        InvalidArgument: (a ``ValueError``) ``rate`` not a positive finite number,
+            ``burst`` out of range.
 
     New in 0.1.0.
     """
@@ -48,12 +51,12 @@ class TokenBucket:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if not is_positive_number(rate):
-            raise ValueError(f"rate must be a positive number per second, got {rate!r}")
+            raise InvalidArgument(f"rate must be a positive number per second, got {rate!r}")
         ceiling = max(1.0, float(rate))
         if burst is None:
             burst = ceiling
         elif not is_positive_number(burst) or not 1 <= burst <= ceiling:
-            raise ValueError(f"burst must be between 1 and {ceiling:g} (one second's worth)")
+            raise InvalidArgument(f"burst must be between 1 and {ceiling:g} (one second's worth)")
         if not callable(clock) or not callable(sleep):
             raise TypeError("clock and sleep must be callable")
         self.rate = float(rate)

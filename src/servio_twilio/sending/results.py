@@ -7,7 +7,13 @@ from typing import Any
 
 import attrs
 
-from servio_twilio.domain.models import Channel, to_json_dict
+from servio_twilio.domain.errors import InvalidArgument
+from servio_twilio.domain.models import (
+    Channel,
+    parse_channel,
+    pydantic_output_schema,
+    to_json_dict,
+)
 
 __all__ = [
     "BatchItemResult",
@@ -31,7 +37,9 @@ class SendResult:
     status: str
     to: str
     from_: str
-    channel: Channel = attrs.field(converter=Channel)
+    channel: Channel = attrs.field(converter=parse_channel)
+
+    __get_pydantic_core_schema__ = pydantic_output_schema
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (``from`` for ``from_``)."""
@@ -64,7 +72,7 @@ class OutboundMessage:
 
     to: str
     body: str | None = None
-    channel: Channel = attrs.field(default=Channel.SMS, converter=Channel)
+    channel: Channel = attrs.field(default=Channel.SMS, converter=parse_channel)
     media_url: tuple[str, ...] | None = attrs.field(default=None, converter=_media)
     content_sid: str | None = None
     content_variables: Mapping[str, Any] | None = None
@@ -78,31 +86,34 @@ class OutboundMessage:
         a list), ``channel`` (``"sms"``, the default, or ``"whatsapp"``).
 
         Raises:
-            ValueError: naming the key that is missing, unknown or of the wrong type.
+            InvalidArgument: (a ``ValueError``) naming the key that is missing, unknown
+                or of the wrong type.
         """
         if not isinstance(data, Mapping):
             raise TypeError(f"expected a mapping, got {type(data).__name__}")
         unknown = sorted(str(k) for k in data if k not in _FROM_DICT_KEYS)
         if unknown:
-            raise ValueError(f"unknown keys {unknown}; expected some of {sorted(_FROM_DICT_KEYS)}")
+            raise InvalidArgument(
+                f"unknown keys {unknown}; expected some of {sorted(_FROM_DICT_KEYS)}"
+            )
         if "to" not in data:
-            raise ValueError("'to' is required")
+            raise InvalidArgument("'to' is required")
         for key in ("to", "body", "prospectId"):
             value = data.get(key)
             if key in data and value is not None and not isinstance(value, str):
-                raise ValueError(f"{key!r} must be a string, not {type(value).__name__}")
+                raise InvalidArgument(f"{key!r} must be a string, not {type(value).__name__}")
         if not isinstance(data["to"], str):
-            raise ValueError("'to' must be a string")
+            raise InvalidArgument("'to' must be a string")
         media = data.get("mediaUrl")
         if media is not None and not (
             isinstance(media, str)
             or (isinstance(media, list) and all(isinstance(u, str) for u in media))
         ):
-            raise ValueError("'mediaUrl' must be a URL or a list of URLs")
+            raise InvalidArgument("'mediaUrl' must be a URL or a list of URLs")
         channel_name = data.get("channel", "sms")
         channel = _CHANNELS.get(channel_name) if isinstance(channel_name, str) else None
         if channel is None:
-            raise ValueError(f"'channel' must be 'sms' or 'whatsapp', not {channel_name!r}")
+            raise InvalidArgument(f"'channel' must be 'sms' or 'whatsapp', not {channel_name!r}")
         return cls(
             to=data["to"],
             body=data.get("body"),
@@ -144,6 +155,8 @@ class BatchItemResult:
     error_code: int | None = None
     communication_id: str | None = None
 
+    __get_pydantic_core_schema__ = pydantic_output_schema
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
         data = to_json_dict(self)
@@ -162,6 +175,8 @@ class BatchReport:
     succeeded: int
     failed: int
     items: list[BatchItemResult] = attrs.field(converter=_item_list)
+
+    __get_pydantic_core_schema__ = pydantic_output_schema
 
     @classmethod
     def from_items(cls, items: Sequence[BatchItemResult]) -> BatchReport:
@@ -196,6 +211,8 @@ class HealthCheck:
     ok: bool
     detail: str
 
+    __get_pydantic_core_schema__ = pydantic_output_schema
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
         return to_json_dict(self)
@@ -216,6 +233,8 @@ class HealthReport:
     phone_number: str | None
     whatsapp_number: str | None
     checks: list[HealthCheck] = attrs.field(converter=_check_list)
+
+    __get_pydantic_core_schema__ = pydantic_output_schema
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""

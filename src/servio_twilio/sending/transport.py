@@ -48,7 +48,12 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from urllib3.exceptions import ConnectTimeoutError
 
-from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.domain.errors import (
+    InvalidArgument,
+    RateLimited,
+    ServioTwilioError,
+    TwilioAPIError,
+)
 from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.sending.ratelimit import is_positive_number
 
@@ -124,7 +129,7 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]
         _check_positive("backoff_cap", backoff_cap)
         _check_positive("max_retry_after", max_retry_after)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+            raise InvalidArgument(f"max_retries must be an int >= 0, got {max_retries!r}")
         if inner is None:
             from twilio.http.http_client import (  # type: ignore[import-untyped]  # noqa: PLC0415
                 TwilioHttpClient,
@@ -268,7 +273,7 @@ def translate_twilio_error(exc: BaseException) -> TwilioAPIError:
 
 def _check_positive(name: str, value: object) -> None:
     if not is_positive_number(value):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _as_int(value: object) -> int | None:

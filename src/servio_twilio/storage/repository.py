@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from servio_twilio.domain.errors import RepositoryError
+from servio_twilio.domain.errors import InvalidArgument, RepositoryError
 from servio_twilio.domain.models import Channel, Communication
 
 __all__ = [
@@ -106,22 +106,22 @@ MAX_HISTORY_LIMIT = 1000
 def check_history_args(
     limit: int, before: datetime | None, channel: Channel | str | None = None
 ) -> None:
-    """Raise `ValueError` for a ``limit`` outside 1..1000, a naive ``before`` or an unknown
-    ``channel``.
+    """Raise `InvalidArgument` (a ``ValueError``) for a ``limit`` outside 1..1000, a
+    naive ``before`` or an unknown ``channel``.
 
     Backends call it first, so every backend refuses the same bad input.
     """
     if channel is not None and channel not in {c.value for c in Channel}:
-        raise ValueError(f"channel must be one of sms, whatsapp, call, not {channel!r}")
+        raise InvalidArgument(f"channel must be one of sms, whatsapp, call, not {channel!r}")
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise TypeError(f"limit must be an int, not {type(limit).__name__}")
     if not 1 <= limit <= MAX_HISTORY_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
+        raise InvalidArgument(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
     if before is not None:
         if not isinstance(before, datetime):
             raise TypeError(f"before must be a datetime, not {type(before).__name__}")
         if before.tzinfo is None or before.utcoffset() is None:
-            raise ValueError("before must be an aware datetime (UTC)")
+            raise InvalidArgument("before must be an aware datetime (UTC)")
 
 
 def check_update_result(updated: object, communication_id: str) -> Communication:

@@ -29,6 +29,7 @@ import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
+from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.phone import E164_PATTERN
 from servio_twilio.domain.phone_text import has_channel_prefix
 
@@ -132,6 +133,10 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
     fetch answers; ``owned_numbers`` the account's incoming numbers (None:
     every number asked for is owned). All state is guarded by a lock.
 
+    Raises:
+        InvalidArgument: (a ``ValueError``) a negative ``latency``; from
+            `fail_next` and `fail_number`, a count below 1.
+
     New in 0.1.0.
     """
 
@@ -145,7 +150,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         owned_numbers: Iterable[str] | None = None,
     ) -> None:
         if not isinstance(latency, int | float) or isinstance(latency, bool) or latency < 0:
-            raise ValueError(f"latency must be a number of seconds >= 0, got {latency!r}")
+            raise InvalidArgument(f"latency must be a number of seconds >= 0, got {latency!r}")
         super().__init__(_log, False, None)
         self.latency = float(latency)
         self.account_status = account_status
@@ -180,7 +185,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         """
         _check_fault(fault)
         if times is not None and times < 1:
-            raise ValueError("times must be >= 1 or None")
+            raise InvalidArgument("times must be >= 1 or None")
         with self._lock:
             self._number_faults[_bare(number)] = (fault, times)
 
@@ -188,7 +193,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         """Inject ``fault`` into the next ``n`` requests, whatever they are."""
         _check_fault(fault)
         if n < 1:
-            raise ValueError("n must be >= 1")
+            raise InvalidArgument("n must be >= 1")
         with self._lock:
             self._next_faults.extend([fault] * n)
 

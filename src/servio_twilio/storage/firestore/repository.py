@@ -22,7 +22,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
+from servio_twilio.domain.errors import (
+    DuplicateRecord,
+    InvalidArgument,
+    RecordNotFound,
+    RepositoryError,
+)
 from servio_twilio.domain.models import Channel, Communication, Direction, replace, utcnow
 from servio_twilio.storage.firestore.documents import (
     STORED_FIELDS,
@@ -98,6 +103,10 @@ class FirestoreRepository:
     ``events`` subcollection, numbered by an ``eventCount`` on the record in
     the same transaction. Every storage failure raises `RepositoryError`.
 
+    Raises:
+        InvalidArgument: (a ``ValueError``) a malformed ``collection`` name, or a
+            ``timeout`` that is not positive.
+
     New in 0.1.0.
     """
 
@@ -111,9 +120,9 @@ class FirestoreRepository:
         timeout: float | None = 30.0,
     ) -> None:
         if not _valid_id(collection):
-            raise ValueError(f"invalid Firestore collection name {collection!r}")
+            raise InvalidArgument(f"invalid Firestore collection name {collection!r}")
         if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+            raise InvalidArgument(f"timeout must be positive seconds or None, got {timeout!r}")
         self._client = client
         self._collection_name = collection
         self._timeout = timeout
