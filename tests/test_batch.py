@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -605,7 +605,7 @@ class TestSendBatchConcurrency:
     def test_small_batch_uses_few_threads(self) -> None:
         """Two messages with max_concurrency=50 start two workers, not fifty."""
         started: list[str] = []
-        original = batch_module._send_one
+        original = batch_module._ask_one
 
         def spy(*args: Any) -> Any:
             started.append(threading.current_thread().name)
@@ -613,7 +613,7 @@ class TestSendBatchConcurrency:
 
         kit = _Kit()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(batch_module, "_send_one", spy)
+            mp.setattr(batch_module, "_ask_one", spy)
             kit.client.send_batch(_sms(2), max_concurrency=50)
         assert len(started) == 2
         assert all(name.startswith("servio-batch") for name in started)
@@ -727,14 +727,14 @@ class TestSendBatchWorkerErrors:
         self, kit: _Kit, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """An unexpected exception in one item: it fails with type and message, others kept."""
-        original = kit.client._path.dispatch
+        original = kit.client._path.ask
 
         def dispatch(prepared: Any) -> Any:
             if prepared.record.body == "message 3":
                 raise RuntimeError("boom")
             return original(prepared)
 
-        monkeypatch.setattr(kit.client._path, "dispatch", dispatch)
+        monkeypatch.setattr(kit.client._path, "ask", dispatch)
         report = kit.client.send_batch(_sms(8), max_concurrency=4)
         _check_consistent(report, 8)
         assert [i for i, item in enumerate(report.items) if not item.ok] == [3]
@@ -743,22 +743,19 @@ class TestSendBatchWorkerErrors:
         assert record is not None
         assert (record.status, record.error) == ("unknown", "RuntimeError: boom")
 
-    def test_storage_failure_after_send_keeps_the_item_sent(self, kit: _Kit) -> None:
-        """Twilio accepted but the record update failed: the item is still reported sent."""
-        original = kit.repo.update
+    def test_storage_failure_after_send_keeps_the_items_sent(self, kit: _Kit) -> None:
+        """Twilio accepted but merging the answers failed: the items are still reported sent."""
 
-        def update(cid: str, fn: Callable[[Communication], Communication]) -> Communication:
-            current = kit.repo.get(cid)
-            if current is not None and current.body == "message 1":
-                raise RepositoryError("firestore is down")
-            return original(cid, fn)
+        def update_many(updates: Any) -> Any:
+            raise RepositoryError("firestore is down")
 
-        kit.repo.update = update  # type: ignore[method-assign]
+        kit.repo.update_many = update_many  # type: ignore[method-assign]
         report = kit.client.send_batch(_sms(3))
         assert report.succeeded == 3
-        record = kit.repo.get(report.items[1].communication_id or "")
-        assert record is not None
-        assert record.status == "pending"  # Twilio's callbacks will complete it
+        for item in report.items:
+            record = kit.repo.get(item.communication_id or "")
+            assert record is not None
+            assert record.status == "pending"  # Twilio's callbacks will complete it
         assert kit.bodies_sent()["message 1"] == 1
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from servio_twilio.domain.errors import DuplicateRecord
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.status import advance
 from servio_twilio.storage.memory import InMemoryRepository
@@ -216,48 +217,38 @@ class TestPendingRecord:
         assert repository.get("sid-" + SM) is not None
 
 
-class _RacingRepository(InMemoryRepository):
-    """Holds every find_by_sid until ``parties`` callers have looked: all miss together."""
+class _LosingRaceRepository(InMemoryRepository):
+    """A backend without isolation losing a create race once, as Firestore's may.
 
-    def __init__(self, parties: int) -> None:
+    The first `record_event` lets ``racer`` (another first callback for the
+    same SID) store its record, then fails with `DuplicateRecord`, as a
+    transaction whose create found the document already made would.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        self.barrier = threading.Barrier(parties, timeout=10)
-        self.holding = parties
+        self.racer: Callable[[], object] | None = None
         self.duplicates = 0
 
-    def find_by_sid(self, sid: str) -> Communication | None:
-        found = super().find_by_sid(sid)
-        with self._lock:
-            hold = self.holding > 0
-            self.holding -= 1
-        if hold:
-            self.barrier.wait()
-        return found
-
-    def add(self, communication: Communication) -> Communication:
-        try:
-            return super().add(communication)
-        except Exception:
+    def record_event(self, *args: Any, **kwargs: Any) -> Communication | None:
+        racer, self.racer = self.racer, None
+        if racer is not None:
+            racer()
             self.duplicates += 1
-            raise
+            raise DuplicateRecord("the racing callback created the record first")
+        return super().record_event(*args, **kwargs)
 
 
 class TestRaces:
     def test_racing_first_callbacks_make_one_record(self) -> None:
-        """Two first callbacks for an unknown SID both miss; one adds, the other updates."""
-        repository = _RacingRepository(2)
+        """Two first callbacks for an unknown SID: the one that lost the create updates instead."""
+        repository = _LosingRaceRepository()
         core = make_core(repository)
         statuses: list[int] = []
-        threads = [
-            threading.Thread(
-                target=lambda p=params: statuses.append(deliver(core, "/message-status", p))
-            )
-            for params in (message_params(SM, "sent"), message_params(SM, "delivered"))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
+        repository.racer = lambda: statuses.append(
+            deliver(core, "/message-status", message_params(SM, "sent"))
+        )
+        statuses.append(deliver(core, "/message-status", message_params(SM, "delivered")))
         assert statuses == [204, 204]
         assert repository.duplicates == 1
         assert len(repository) == 1

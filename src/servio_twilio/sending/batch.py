@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from servio_twilio.domain.errors import (
@@ -38,6 +38,7 @@ from servio_twilio.domain.errors import (
 )
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.status import UNKNOWN, advance
+from servio_twilio.sending.dispatch import TwilioAnswer, log_unstored, merge_answer, result_of
 from servio_twilio.sending.ratelimit import TokenBucket, is_positive_int, is_positive_number
 from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
 
@@ -169,6 +170,10 @@ def _write_ahead(
     return True
 
 
+MERGE_GROUP_MIN = 10
+"""The fewest Twilio answers merged in one write (fewer only at the batch's end)."""
+
+
 def _dispatch_all(
     path: SendPath,
     ready: list[tuple[int, PreparedSend]],
@@ -176,20 +181,48 @@ def _dispatch_all(
     bucket: TokenBucket | None,
     max_concurrency: int,
 ) -> None:
-    """Send every written item in a pool of at most ``max_concurrency`` threads."""
+    """Send every written item in a pool of at most ``max_concurrency`` threads.
+
+    The workers only call Twilio; this thread merges their answers into the
+    records as they arrive, in groups of at least ``max(10, workers)`` (one
+    ``repository.update_many`` each: with Firestore, one transaction), the
+    last group when every item has answered.
+    """
     workers = min(max_concurrency, len(ready))
-    futures: dict[Future[BatchItemResult], tuple[int, PreparedSend]] = {}
+    group_size = max(MERGE_GROUP_MIN, workers)
+    futures: dict[Future[TwilioAnswer | BatchItemResult], tuple[int, PreparedSend]] = {}
+    answered: list[tuple[int, PreparedSend, TwilioAnswer]] = []
+    collected: set[Future[TwilioAnswer | BatchItemResult]] = set()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="servio-batch")
     try:
         for index, prepared in ready:
-            future = pool.submit(_send_one, path, index, prepared, bucket)
+            future = pool.submit(_ask_one, path, index, prepared, bucket)
             futures[future] = (index, prepared)
-        for future, (index, prepared) in futures.items():
-            results[index] = _collect(future, index, prepared)
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                collected.add(future)
+                index, prepared = futures[future]
+                outcome = _collect(future, index, prepared)
+                if isinstance(outcome, BatchItemResult):
+                    results[index] = outcome
+                else:
+                    answered.append((index, prepared, outcome))
+            if len(answered) >= group_size or not waiting:
+                _merge(path, answered, results)
+                answered = []
     except BaseException:
-        # Interrupted (KeyboardInterrupt): the items not started yet are never
-        # sent; say so on their records before the interruption goes on.
+        # Interrupted (KeyboardInterrupt): merge the answers already in, and
+        # say on the records of the items not started yet that they were never
+        # sent, before the interruption goes on.
         pool.shutdown(wait=True, cancel_futures=True)
+        for future, (index, prepared) in futures.items():
+            if future not in collected and not future.cancelled():
+                outcome = _collect(future, index, prepared)
+                if isinstance(outcome, TwilioAnswer):
+                    answered.append((index, prepared, outcome))
+        _merge(path, answered, results)
         cancelled = [prepared for future, (_, prepared) in futures.items() if future.cancelled()]
         _fail_written(path, cancelled, "not sent: the batch was interrupted", all_written=True)
         raise
@@ -197,24 +230,67 @@ def _dispatch_all(
         pool.shutdown(wait=True)
 
 
-def _send_one(
+def _ask_one(
     path: SendPath,
     index: int,
     prepared: PreparedSend,
     bucket: TokenBucket | None,
-) -> BatchItemResult:
-    """One worker's job: wait for a token, send, and report; never raises."""
-    cid = prepared.communication_id
-    to = prepared.record.to
+) -> TwilioAnswer | BatchItemResult:
+    """One worker's job: wait for a token and call Twilio; never raises.
+
+    Twilio's answer, or the item's result when it failed before or outside
+    the rules (the rate limiter failed, an unexpected error).
+    """
     if bucket is not None:
         try:
             bucket.acquire()
         except Exception as exc:
             error = f"not sent: the rate limiter failed: {type(exc).__name__}: {exc}"
             _fail_written(path, [prepared], error, all_written=True)
-            return BatchItemResult(index=index, to=to, ok=False, error=error, communication_id=cid)
+            return BatchItemResult(
+                index=index,
+                to=prepared.record.to,
+                ok=False,
+                error=error,
+                communication_id=prepared.communication_id,
+            )
     try:
-        result = path.dispatch(prepared)
+        return path.ask(prepared)
+    except Exception as exc:
+        return _unexpected(path, index, prepared, exc)
+
+
+def _merge(
+    path: SendPath,
+    answered: list[tuple[int, PreparedSend, TwilioAnswer]],
+    results: dict[int, BatchItemResult],
+) -> None:
+    """Merge a group of answers into their records in one write; report each item."""
+    if not answered:
+        return
+    now = path.clock()
+    updates = {prepared.communication_id: merge_answer(a, now) for _, prepared, a in answered}
+    merged: dict[str, Communication] = {}
+    failure: BaseException | None = None
+    try:
+        merged = path.repository.update_many(updates)
+    except Exception as exc:
+        failure = exc
+    for index, prepared, answer in answered:
+        record = merged.get(prepared.communication_id)
+        if record is None:
+            log_unstored(prepared, answer, failure or RecordNotFound("the record is gone"))
+        results[index] = _item(index, prepared, answer, record)
+
+
+def _item(
+    index: int, prepared: PreparedSend, answer: TwilioAnswer, merged: Communication | None
+) -> BatchItemResult:
+    """One item's report from Twilio's answer and its merged record."""
+    cid = prepared.communication_id
+    to = prepared.record.to
+    try:
+        result = result_of(prepared, answer, merged)
     except SendOutcomeUnknown as exc:
         return BatchItemResult(
             index=index, to=to, ok=False, error=f"outcome unknown: {exc}", communication_id=cid
@@ -228,18 +304,16 @@ def _send_one(
             error_code=exc.code,
             communication_id=cid,
         )
-    except Exception as exc:
-        return _unexpected(path, index, prepared, exc)
     return BatchItemResult(index=index, to=to, ok=True, result=result, communication_id=cid)
 
 
 def _collect(
-    future: Future[BatchItemResult], index: int, prepared: PreparedSend
-) -> BatchItemResult:
-    """A worker's result; a worker that raised anyway still gives its item a result."""
+    future: Future[TwilioAnswer | BatchItemResult], index: int, prepared: PreparedSend
+) -> TwilioAnswer | BatchItemResult:
+    """A worker's outcome; a worker that raised anyway still gives its item a result."""
     try:
         return future.result()
-    except Exception as exc:  # _send_one never raises: this is a last line of defence
+    except Exception as exc:  # _ask_one never raises: this is a last line of defence
         return BatchItemResult(
             index=index,
             to=prepared.record.to,

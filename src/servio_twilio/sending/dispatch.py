@@ -1,4 +1,10 @@
-"""Sending a written record to Twilio: create, merge the answer in, translate errors."""
+"""Sending a written record to Twilio: create, merge the answer in, translate errors.
+
+Three steps, kept apart so a batch can merge many answers in one write:
+`ask_twilio` (the request, its outcome as a `TwilioAnswer`, logged),
+`merge_answer` (the pure update of the record) and `result_of` (the
+`SendResult`, or the error to raise). `dispatch` runs the three for one send.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+import attrs
 
 from servio_twilio.domain.errors import SendOutcomeUnknown, TwilioAPIError
 from servio_twilio.domain.models import Communication, replace
@@ -17,12 +25,114 @@ from servio_twilio.sending.transport import NoAnswer
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.repository import CommunicationRepository
 
-__all__ = ["dispatch"]
+__all__ = ["TwilioAnswer", "ask_twilio", "dispatch", "log_unstored", "merge_answer", "result_of"]
 
 # The client's logger: these records are the client's, wherever the code lives.
 _log = logging.getLogger("servio_twilio.client")
 
 _FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class TwilioAnswer:
+    """What came of one create: what to merge into the record, and the error to raise.
+
+    ``failure`` is the `TwilioAPIError` (Twilio refused) or `SendOutcomeUnknown`
+    (no answer) the send raises once the record is settled; None when
+    Twilio accepted.
+    """
+
+    status: str
+    sid: str | None = None
+    from_: str | None = None
+    error: str | None = None
+    error_code: int | None = None
+    failure: TwilioAPIError | SendOutcomeUnknown | None = None
+
+
+def ask_twilio(prepared: PreparedSend, rest: TwilioRest) -> TwilioAnswer:
+    """Create the message or call for a written record; Twilio's refusal or silence logged.
+
+    Errors the rules expect become the answer's ``failure``; anything else
+    (a bug, an unexpected exception) is raised.
+    """
+    cid = prepared.communication_id
+    record = prepared.record
+    try:
+        instance = rest.call(lambda client: _create(client, prepared))
+        sid = instance.sid
+        if not isinstance(sid, str) or not sid:
+            raise NoAnswer("Twilio's answer has no SID")
+    except NoAnswer as exc:
+        _log.warning(
+            "outcome unknown for %s %s to %s: %s",
+            record.channel, cid, mask_phone(record.to), exc.message,
+        )  # fmt: skip
+        unknown = SendOutcomeUnknown(
+            f"no answer from Twilio for {record.channel} {cid}; "
+            "its status callbacks will settle the record",
+            communication_id=cid,
+        )
+        unknown.__cause__ = exc
+        return TwilioAnswer(status=UNKNOWN, failure=unknown)
+    except TwilioAPIError as exc:
+        _log.info(
+            "Twilio refused %s %s to %s (HTTP %s, code %s)",
+            record.channel, cid, mask_phone(record.to), exc.status, exc.code,
+        )  # fmt: skip
+        exc.communication_id = cid
+        return TwilioAnswer(status=_FAILED, error=exc.message, error_code=exc.code, failure=exc)
+    status = str(instance.status) if instance.status is not None else UNKNOWN
+    answered_from = getattr(instance, "from_", None) or getattr(instance, "_from", None)
+    sender = _strip_prefix(answered_from) or record.from_
+    return TwilioAnswer(status=status, sid=sid, from_=sender)
+
+
+def merge_answer(answer: TwilioAnswer, now: datetime) -> Callable[[Communication], Communication]:
+    """The pure update that merges ``answer`` into its record, by the status rules."""
+
+    def apply(current: Communication) -> Communication:
+        updated = advance(
+            current,
+            updated_at=now,
+            status=answer.status,
+            twilio_sid=answer.sid,
+            error=answer.error,
+            error_code=answer.error_code,
+        )
+        if answer.from_ and not updated.from_:
+            updated = replace(updated, from_=answer.from_, updated_at=now)
+        return updated
+
+    return apply
+
+
+def result_of(
+    prepared: PreparedSend, answer: TwilioAnswer, merged: Communication | None
+) -> SendResult:
+    """The send's result, or its ``failure`` raised; ``merged`` is the stored record, if any."""
+    if answer.failure is not None:
+        raise answer.failure
+    record = prepared.record
+    assert answer.sid is not None
+    return SendResult(
+        communication_id=prepared.communication_id,
+        sid=answer.sid,
+        status=merged.status if merged is not None else answer.status,
+        to=record.to,
+        from_=answer.from_ or record.from_,
+        channel=record.channel,
+    )
+
+
+def log_unstored(prepared: PreparedSend, answer: TwilioAnswer, exc: BaseException) -> None:
+    """Say that Twilio's answer could not be stored: the callbacks complete the record."""
+    record = prepared.record
+    _log.error(
+        "could not store Twilio's answer (%s, sid %s) for %s %s to %s: %s: %s",
+        answer.status, answer.sid, record.channel, prepared.communication_id,
+        mask_phone(record.to), type(exc).__name__, exc,
+    )  # fmt: skip
 
 
 def dispatch(
@@ -32,92 +142,23 @@ def dispatch(
     repository: CommunicationRepository,
     clock: Callable[[], datetime],
 ) -> SendResult:
-    """Call Twilio for a written record, complete the record, translate errors."""
-    cid = prepared.communication_id
-    record = prepared.record
+    """Call Twilio for a written record, complete the record, translate errors.
+
+    A storage failure after Twilio answered is logged, never raised.
+    """
+    answer = ask_twilio(prepared, rest)
+    merged = None
     try:
-        instance = rest.call(lambda client: _create(client, prepared))
-        sid = instance.sid
-        if not isinstance(sid, str) or not sid:
-            raise NoAnswer("Twilio's answer has no SID")
-    except NoAnswer as exc:
-        _settle(repository, clock, cid, record, status=UNKNOWN)
-        _log.warning(
-            "outcome unknown for %s %s to %s: %s",
-            record.channel, cid, mask_phone(record.to), exc.message,
-        )  # fmt: skip
-        raise SendOutcomeUnknown(
-            f"no answer from Twilio for {record.channel} {cid}; "
-            "its status callbacks will settle the record",
-            communication_id=cid,
-        ) from exc
-    except TwilioAPIError as exc:
-        _settle(
-            repository, clock, cid, record, status=_FAILED, error=exc.message, error_code=exc.code
-        )
-        _log.info(
-            "Twilio refused %s %s to %s (HTTP %s, code %s)",
-            record.channel, cid, mask_phone(record.to), exc.status, exc.code,
-        )  # fmt: skip
-        exc.communication_id = cid
-        raise
-    status = str(instance.status) if instance.status is not None else UNKNOWN
-    answered_from = getattr(instance, "from_", None) or getattr(instance, "_from", None)
-    sender = _strip_prefix(answered_from) or record.from_
-    final = _settle(repository, clock, cid, record, status=status, twilio_sid=sid, from_=sender)
-    return SendResult(
-        communication_id=cid,
-        sid=sid,
-        status=final.status if final is not None else status,
-        to=record.to,
-        from_=sender,
-        channel=record.channel,
-    )
+        merged = repository.update(prepared.communication_id, merge_answer(answer, clock()))
+    except Exception as exc:
+        log_unstored(prepared, answer, exc)
+    return result_of(prepared, answer, merged)
 
 
 def _create(client: Any, prepared: PreparedSend) -> Any:
     if prepared.kind == "call":
         return client.calls.create(**prepared.params)
     return client.messages.create(**prepared.params)
-
-
-def _settle(
-    repository: CommunicationRepository,
-    clock: Callable[[], datetime],
-    cid: str,
-    record: Communication,
-    *,
-    status: str,
-    twilio_sid: str | None = None,
-    from_: str | None = None,
-    error: str | None = None,
-    error_code: int | None = None,
-) -> Communication | None:
-    """Merge Twilio's answer into the record; a storage failure is logged, not raised."""
-    now = clock()
-
-    def apply(current: Communication) -> Communication:
-        updated = advance(
-            current,
-            updated_at=now,
-            status=status,
-            twilio_sid=twilio_sid,
-            error=error,
-            error_code=error_code,
-        )
-        if from_ and not updated.from_:
-            updated = replace(updated, from_=from_, updated_at=now)
-        return updated
-
-    try:
-        return repository.update(cid, apply)
-    except Exception as exc:
-        _log.error(
-            "could not store Twilio's answer (%s, sid %s) for %s %s to %s: %s: %s",
-            status, twilio_sid, record.channel, cid, mask_phone(record.to),
-            type(exc).__name__, exc,
-        )  # fmt: skip
-        return None
 
 
 def _strip_prefix(value: object) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 from servio_twilio.domain.errors import RepositoryError, SendLimitExceeded
 from servio_twilio.domain.models import Channel
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.sending.dispatch import dispatch
+from servio_twilio.sending.dispatch import TwilioAnswer, ask_twilio, dispatch
 from servio_twilio.sending.limiter import SendLimiter
 from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
 from servio_twilio.sending.results import SendResult
@@ -92,6 +92,10 @@ class SendPath:
             raise RepositoryError(
                 f"could not store the pending record: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def ask(self, prepared: PreparedSend) -> TwilioAnswer:
+        """Call Twilio for a written record; its answer, to merge later (a batch groups them)."""
+        return ask_twilio(prepared, self.rest)
 
     def dispatch(self, prepared: PreparedSend) -> SendResult:
         """Call Twilio for a written record, complete the record, translate errors."""

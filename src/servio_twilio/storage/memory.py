@@ -66,6 +66,7 @@ class InMemoryRepository:
         self._records: dict[str, Communication] = {}
         self._by_sid: dict[str, str] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
+        self._tokens: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"<InMemoryRepository records={len(self._records)}>"
@@ -74,9 +75,21 @@ class InMemoryRepository:
         """How many records are stored."""
         return len(self._records)
 
-    def add(self, communication: Communication) -> Communication:
-        """Store a new record; see `CommunicationRepository.add`."""
-        return self.add_many([communication])[0]
+    def add(
+        self,
+        communication: Communication,
+        *,
+        event: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Communication:
+        """Store a new record, with its first event if given; see `CommunicationRepository.add`."""
+        kept = None if event is None else _copy_event(event)
+        with self._lock:
+            [item] = self.add_many([communication])
+            if kept is not None:
+                assert item.id is not None
+                self._keep(item.id, kept, token)
+        return item
 
     def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
         """Store new records all at once: either all are stored or none is."""
@@ -115,13 +128,58 @@ class InMemoryRepository:
                 self._put(updated)
             return updated
 
+    def update_many(
+        self, updates: Mapping[str, Callable[[Communication], Communication]]
+    ) -> dict[str, Communication]:
+        """Apply every ``fn`` under the lock, then write all; see the Protocol."""
+        with self._lock:
+            updated = {
+                communication_id: check_update_result(fn(current), communication_id)
+                for communication_id, fn in updates.items()
+                if (current := self._records.get(communication_id)) is not None
+            }
+            for communication_id, record in updated.items():
+                if record is not self._records[communication_id]:
+                    self._put(record)
+            return updated
+
+    def record_event(
+        self,
+        event: Mapping[str, Any],
+        apply: Callable[[Communication | None], Communication],
+        *,
+        communication_id: str | None = None,
+        sid: str | None = None,
+        token: str | None = None,
+    ) -> Communication | None:
+        """Find, update or create, and keep ``event`` under the lock; see the Protocol."""
+        kept = _copy_event(event)
+        with self._lock:
+            current = None if communication_id is None else self._records.get(communication_id)
+            if current is not None and current.twilio_sid not in (None, sid) and sid is not None:
+                current = None
+            if current is None and sid is not None:
+                current = self.find_by_sid(sid)
+            if current is not None:
+                assert current.id is not None
+                if token is not None and token in self._tokens.get(current.id, ()):
+                    return None
+                record = check_update_result(apply(current), current.id)
+                if record is not current:
+                    self._put(record)
+            else:
+                [record] = self.add_many([apply(None)])
+            assert record.id is not None
+            self._keep(record.id, kept, token)
+            return record
+
     def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
         """Keep a deep copy of ``event`` after the record's earlier ones."""
         kept = _copy_event(event)
         with self._lock:
             if communication_id not in self._records:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
-            self._events.setdefault(communication_id, []).append(kept)
+            self._keep(communication_id, kept, None)
 
     def events(self, communication_id: str) -> list[dict[str, Any]]:
         """Copies of the record's kept callbacks, oldest first."""
@@ -161,6 +219,11 @@ class InMemoryRepository:
 
     def ping(self) -> None:
         """Always answers: memory is never down."""
+
+    def _keep(self, communication_id: str, event: dict[str, Any], token: str | None) -> None:
+        self._events.setdefault(communication_id, []).append(event)
+        if token is not None:
+            self._tokens.setdefault(communication_id, set()).add(token)
 
     def _put(self, communication: Communication) -> None:
         assert communication.id is not None

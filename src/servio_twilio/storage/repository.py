@@ -35,11 +35,21 @@ class CommunicationRepository(Protocol):
 
     blocking: bool
 
-    def add(self, communication: Communication) -> Communication:
+    def add(
+        self,
+        communication: Communication,
+        *,
+        event: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Communication:
         """Store a new record and return it with its ``id``.
 
         Assigns an ``id`` when it has none, keeps a given one; an ``id`` that
-        exists raises `DuplicateRecord`.
+        exists raises `DuplicateRecord` (and nothing is written). With
+        ``event``, the record's first callback is kept in the same atomic
+        write (remembering ``token``, Twilio's idempotency token, if given).
+
+        Changed in 0.2.0: ``event`` and ``token``.
         """
         ...
 
@@ -62,6 +72,47 @@ class CommunicationRepository(Protocol):
 
         ``fn`` may run more than once (a backend may retry on contention), so
         it must be pure. A missing id raises `RecordNotFound`.
+        """
+        ...
+
+    def update_many(
+        self, updates: Mapping[str, Callable[[Communication], Communication]]
+    ) -> dict[str, Communication]:
+        """Atomically apply each ``fn`` to the record of its id, all in one write.
+
+        Returns the updated records by id. Ids with no record are left out of
+        the result (nothing is written for them); the others are updated as
+        `update` would, all or none. ``fn`` may run more than once.
+
+        New in 0.2.0.
+        """
+        ...
+
+    def record_event(
+        self,
+        event: Mapping[str, Any],
+        apply: Callable[[Communication | None], Communication],
+        *,
+        communication_id: str | None = None,
+        sid: str | None = None,
+        token: str | None = None,
+    ) -> Communication | None:
+        """Atomically find a record, update (or create) it and keep ``event``: one callback.
+
+        The record is the one with id ``communication_id`` when it exists and
+        its ``twilio_sid`` is unset or ``sid``; else the one whose
+        ``twilio_sid`` is ``sid`` (when ``sid`` is given); else none. When a
+        record is found and ``token`` (Twilio's ``I-Twilio-Idempotency-Token``)
+        was already kept with one of its events, nothing changes and None is
+        returned: a retried delivery. Otherwise ``apply(record or None)``
+        gives the record to store: the found one updated (its id unchanged),
+        or a new one (created; an id that exists raises `DuplicateRecord`);
+        it is written together with ``event``, kept after the record's
+        earlier events with ``token``, and returned. ``apply`` may run more
+        than once; an exception from it reaches the caller with nothing
+        written.
+
+        New in 0.2.0.
         """
         ...
 

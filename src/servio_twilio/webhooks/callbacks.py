@@ -1,12 +1,14 @@
 """Applying verified callbacks to the repository.
 
-A status callback finds its record by SID, else by ``cid`` (ignored when that
-record already has another SID), else creates one from its own fields with
-the id ``sid-<SID>``, added with the callback already applied; a
-`DuplicateRecord` on that add means a racing callback created it first, so this
-one updates instead. A found record changes in one atomic ``repository.update``
-through `servio_twilio.domain.status.advance`; either way the callback is kept, as
-received, with ``append_event``.
+A status callback finds its record by ``cid`` (ignored when that record
+already has another SID), else by SID, else creates one from its own fields
+with the id ``sid-<SID>``, created with the callback already applied; a
+`DuplicateRecord` there means a racing callback created it first, so this one
+looks again. The record changes through `servio_twilio.domain.status.advance`
+and the callback is kept, as received, in the same atomic
+``repository.record_event``: one transaction. An inbound message is one
+``repository.add`` carrying its first event. A delivery whose Twilio
+idempotency token the record already kept changes nothing (a retry).
 
 Every function here is synchronous and does only repository calls: the ASGI
 app runs each one in a worker thread when the repository is ``blocking``.
@@ -77,6 +79,8 @@ class Callback(NamedTuple):
     fields: dict[str, Any]
     cid: str | None
     params: dict[str, str | list[str]]
+    token: str | None = None
+    """Twilio's ``I-Twilio-Idempotency-Token``: the same on every retry of one delivery."""
 
     @property
     def sid(self) -> str:
@@ -150,40 +154,28 @@ def _observe(callback: Callback, now: datetime) -> Callable[[Communication], Com
     return apply
 
 
-def _find(repository: CommunicationRepository, sid: str, cid: str | None) -> str | None:
-    """The id of the record a status callback belongs to, or None."""
-    found = repository.find_by_sid(sid)
-    if found is not None:
-        return found.id
-    cid = valid_cid(cid)
-    if cid is not None:
-        pending = repository.get(cid)
-        if pending is not None and pending.twilio_sid in (None, sid):
-            return pending.id
-    return None
-
-
 def store_status(
     repository: CommunicationRepository, callback: Callback, *, received_at: datetime
-) -> Communication:
-    """Apply one verified status callback to its record, and keep it.
+) -> Communication | None:
+    """Apply one verified status callback to its record and keep it, atomically.
 
-    Raises `RepositoryError` when storage fails.
+    Returns the record, or None for a retried delivery already kept (by its
+    idempotency token). Raises `RepositoryError` when storage fails.
     """
     observe = _observe(callback, received_at)
-    sid = callback.sid
-    record_id = _find(repository, sid, callback.cid)
-    if record_id is None:
-        record_id = sid_record_id(sid)
-        try:
-            # Created already observed: the same record as an add, then this update.
-            record = repository.add(observe(_new_record(callback, received_at)))
-        except DuplicateRecord:  # a racing callback created it: update it like any other
-            record = repository.update(record_id, observe)
-    else:
-        record = repository.update(record_id, observe)
-    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
-    return record
+
+    def apply(record: Communication | None) -> Communication:
+        # A new record is created already observed: the same as an add, then this update.
+        return observe(record if record is not None else _new_record(callback, received_at))
+
+    event = event_record(callback.route, callback.params, received_at)
+    lookup = {"sid": callback.sid, "token": callback.token}
+    try:
+        return repository.record_event(
+            event, apply, communication_id=valid_cid(callback.cid), **lookup
+        )
+    except DuplicateRecord:  # a racing callback created it: find it by SID now
+        return repository.record_event(event, apply, **lookup)
 
 
 def store_inbound_callback(
@@ -193,13 +185,15 @@ def store_inbound_callback(
     received_at: datetime,
     prospect_id: str | None,
     resolve: bool,
-) -> Communication:
+) -> Communication | None:
     """Store an incoming message as an inbound record, and keep the callback.
 
     With ``resolve``, the record goes to the prospect of the newest outbound
     record to the sender, if any; else to ``prospect_id``. The record's id is
     ``sid-<MessageSid>``: a repeated delivery keeps the first record and adds
-    only the callback. Raises `RepositoryError` when storage fails.
+    only the callback, and a retry of a delivery already kept (the same
+    idempotency token) adds nothing and returns None. Raises
+    `RepositoryError` when storage fails.
     """
     fields = callback.fields
     if resolve:
@@ -223,9 +217,13 @@ def store_inbound_callback(
         created_at=received_at,
         updated_at=received_at,
     )
+    event = event_record(callback.route, callback.params, received_at)
     try:
-        stored = repository.add(record)
-    except DuplicateRecord:
-        stored = repository.get(record_id) or record
-    repository.append_event(record_id, event_record(callback.route, callback.params, received_at))
-    return stored
+        return repository.add(record, event=event, token=callback.token)
+    except DuplicateRecord:  # delivered before: keep the first record, add this callback
+        return repository.record_event(
+            event,
+            lambda existing: existing if existing is not None else record,
+            communication_id=record_id,
+            token=callback.token,
+        )

@@ -121,7 +121,9 @@ _UNDECODABLE: Final = plain(400, "undecodable form body\n")
 _FORBIDDEN: Final = plain(403, "invalid Twilio signature\n")
 _UNAVAILABLE: Final = plain(503, "storage unavailable, try again\n", ("retry-after", "5"))
 _STORED: Final = WebhookResponse(204, (), b"")
+_ALREADY_KEPT: Final = WebhookResponse(204, (), b"")  # a retried delivery: hooks already ran
 _EMPTY_REPLY: Final = twiml(EMPTY_TWIML)
+_EMPTY_REPLY_AGAIN: Final = twiml(EMPTY_TWIML)  # a retried delivery: hooks already ran
 
 
 def _first(value: str | None) -> str | None:
@@ -225,7 +227,8 @@ class WebhookCore:
         except MalformedCallback as exc:
             log.warning("refused a %s callback: %s", route, exc)
             return plain(400, f"{exc}\n")
-        return Callback(route, kind, fields, _cid(request.query), params)
+        token = request.headers.get("i-twilio-idempotency-token") or None
+        return Callback(route, kind, fields, _cid(request.query), params, token)
 
     def _verified(self, request: WebhookRequest, params: Params) -> bool:
         url = self.verified_url(request)
@@ -266,10 +269,13 @@ class WebhookCore:
 
     def _store_status(self, callback: Callback, received_at: datetime) -> WebhookResponse:
         try:
-            store_status(self.repository, callback, received_at=received_at)
+            stored = store_status(self.repository, callback, received_at=received_at)
         except RepositoryError as exc:
             log.error("could not store a %s callback for %s: %s", callback.route, callback.sid, exc)
             return _UNAVAILABLE
+        if stored is None:
+            log.info("a retried %s callback for %s was kept already", callback.route, callback.sid)
+            return _ALREADY_KEPT
         if log.isEnabledFor(logging.DEBUG):
             status = callback.fields["status"]
             log.debug("stored a %s callback for %s (%s)", callback.route, callback.sid, status)
@@ -305,7 +311,7 @@ class WebhookCore:
         reply: WebhookResponse = yield Step(
             lambda: self._store_inbound(callback, received_at, prospect_id, resolve=resolve)
         )
-        if reply is _UNAVAILABLE or event is None:
+        if reply is _UNAVAILABLE or reply is _EMPTY_REPLY_AGAIN or event is None:
             return reply
         if self._on_inbound is not None:
             try:
@@ -332,7 +338,7 @@ class WebhookCore:
         resolve: bool,
     ) -> WebhookResponse:
         try:
-            store_inbound_callback(
+            stored = store_inbound_callback(
                 self.repository,
                 callback,
                 received_at=received_at,
@@ -342,6 +348,9 @@ class WebhookCore:
         except RepositoryError as exc:
             log.error("could not store an inbound message %s: %s", callback.sid, exc)
             return _UNAVAILABLE
+        if stored is None:
+            log.info("a retried inbound message %s was kept already", callback.sid)
+            return _EMPTY_REPLY_AGAIN
         if log.isEnabledFor(logging.DEBUG):
             sender = mask_phone(callback.fields["from_"])
             log.debug("stored an inbound message %s from %s", callback.sid, sender)

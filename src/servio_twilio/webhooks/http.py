@@ -72,6 +72,7 @@ HEADERS: Final = frozenset(
         "content-length",
         "content-type",
         "host",
+        "i-twilio-idempotency-token",
         "x-forwarded-host",
         "x-forwarded-proto",
         "x-twilio-signature",

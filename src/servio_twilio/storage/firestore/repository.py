@@ -18,6 +18,7 @@ google.auth.exceptions.GoogleAuthError    -> RepositoryError
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -136,24 +137,39 @@ class FirestoreRepository:
         """The collection's name."""
         return self._collection_name
 
-    def add(self, communication: Communication) -> Communication:
-        """Create the record's document; an existing id raises `DuplicateRecord`."""
+    def add(
+        self,
+        communication: Communication,
+        *,
+        event: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Communication:
+        """Create the record's document (with its first event: one commit).
+
+        An existing id raises `DuplicateRecord`, with nothing written.
+        """
         item = self._with_id(communication)
         assert item.id is not None
+        ref = self._collection.document(item.id)
         with translated("add"):
-            self._collection.document(item.id).create(to_document(item), **self._writing())
+            if event is None:
+                ref.create(to_document(item), **self._writing())
+                return item
+            batch = self._client.batch()
+            batch.create(ref, {**to_document(item), "eventCount": 1})
+            _keep_event(batch, ref, 0, event, token)
+            batch.commit(**self._writing())
         return item
 
     def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
         """Create many records in batched commits of at most 500 writes.
 
-        Nothing is written when an id repeats in the input or, as far as a
-        read just before writing can tell, already exists (`DuplicateRecord`).
-        Each commit is atomic; when one fails, the commits before it stay.
+        Nothing is written when an id repeats in the input (`DuplicateRecord`).
+        Each commit is atomic and creates its documents, so one whose id
+        exists fails (`DuplicateRecord`) with nothing of it written; the
+        commits before it stay.
         """
-        originals = list(communications)
-        given = [c.id for c in originals if c.id is not None]
-        items = [self._with_id(c) for c in originals]
+        items = [self._with_id(c) for c in communications]
         seen: set[str] = set()
         for item in items:
             assert item.id is not None
@@ -161,7 +177,6 @@ class FirestoreRepository:
                 raise DuplicateRecord(f"the id {item.id!r} appears twice in one add_many")
             seen.add(item.id)
         with translated("add_many"):
-            self._refuse_existing(given)
             for chunk in _chunks(items, MAX_BATCH_WRITES):
                 batch = self._client.batch()
                 for item in chunk:
@@ -207,13 +222,113 @@ class FirestoreRepository:
             current = self._read(snapshot, data)
             updated = check_update_result(fn(current), communication_id)
             if updated != current:
-                document = to_document(updated)
-                removed = data.keys() & STORED_FIELDS - document.keys()
-                document.update(dict.fromkeys(removed))  # cleared: stored as null
-                transaction.update(ref, document)
+                transaction.update(ref, _changes(data, updated))
             return updated
 
         result: Communication = self._transact("update", _apply)
+        return result
+
+    def update_many(
+        self, updates: Mapping[str, Callable[[Communication], Communication]]
+    ) -> dict[str, Communication]:
+        """Apply each ``fn`` in one transaction: one read of all the records, one commit.
+
+        Ids with no record are left out of the result. At most 500 records
+        are updated per transaction (Firestore's limit of writes per
+        commit): a larger call runs one transaction per 500, each atomic.
+        """
+        wanted = {i: fn for i, fn in updates.items() if _valid_id(i)}
+        done: dict[str, Communication] = {}
+        ids = list(wanted)
+        for start in range(0, len(ids), MAX_BATCH_WRITES):
+            refs = [self._collection.document(i) for i in ids[start : start + MAX_BATCH_WRITES]]
+
+            def _apply(transaction: Any, refs: list[Any] = refs) -> dict[str, Communication]:
+                found: dict[str, Communication] = {}
+                snapshots = self._client.get_all(refs, transaction=transaction, **self._reading())
+                for snapshot in snapshots:
+                    if not snapshot.exists:
+                        continue
+                    data = snapshot.to_dict() or {}
+                    current = self._read(snapshot, data)
+                    updated = check_update_result(wanted[snapshot.id](current), snapshot.id)
+                    if updated != current:
+                        transaction.update(snapshot.reference, _changes(data, updated))
+                    found[snapshot.id] = updated
+                return found
+
+            done.update(self._transact("update_many", _apply))
+        return done
+
+    def record_event(
+        self,
+        event: Mapping[str, Any],
+        apply: Callable[[Communication | None], Communication],
+        *,
+        communication_id: str | None = None,
+        sid: str | None = None,
+        token: str | None = None,
+    ) -> Communication | None:
+        """Find, update or create the record and keep ``event``: one transaction.
+
+        By id that is one read (the record and, with ``token``, the event
+        that token would have kept, in one call) and one commit; the lookup
+        by SID, when the id does not serve, is one query in the same
+        transaction. See `CommunicationRepository.record_event`.
+        """
+        payload = dict(event)
+        by_id = (
+            self._collection.document(communication_id)
+            if communication_id is not None and _valid_id(communication_id)
+            else None
+        )
+        query = None
+        if sid is not None:
+            query = self._collection.where(
+                filter=firestore.FieldFilter("twilioSid", "==", sid)
+            ).limit(1)
+
+        def _record(transaction: Any) -> Communication | None:
+            snapshot, seen = None, False
+            if by_id is not None:
+                refs = [by_id] if token is None else [by_id, _event_ref(by_id, 0, token)]
+                for found in self._client.get_all(refs, transaction=transaction, **self._reading()):
+                    if found.reference.path == by_id.path:
+                        snapshot = found if found.exists else None
+                    else:
+                        seen = found.exists
+                stored_sid = (snapshot.to_dict() or {}).get("twilioSid") if snapshot else None
+                if sid is not None and stored_sid not in (None, sid):
+                    snapshot, seen = None, False  # cid names a record of another SID
+            if snapshot is None and query is not None:
+                matches = list(query.stream(transaction=transaction, **self._reading()))
+                snapshot = matches[0] if matches else None
+                if snapshot is not None and token is not None:
+                    token_ref = _event_ref(snapshot.reference, 0, token)
+                    [kept] = self._client.get_all(
+                        [token_ref], transaction=transaction, **self._reading()
+                    )
+                    seen = kept.exists
+            if snapshot is None:
+                created = apply(None)
+                created = self._with_id(created)
+                assert created.id is not None
+                ref = self._collection.document(created.id)
+                transaction.create(ref, {**to_document(created), "eventCount": 1})
+                _keep_event(transaction, ref, 0, payload, token)
+                return created
+            if seen:
+                return None
+            data = snapshot.to_dict() or {}
+            current = self._read(snapshot, data)
+            updated = check_update_result(apply(current), snapshot.id)
+            seq = stored_integer(data.get("eventCount")) or 0
+            changes = _changes(data, updated) if updated != current else {}
+            transaction.update(snapshot.reference, {**changes, "eventCount": seq + 1})
+            _keep_event(transaction, snapshot.reference, seq, payload, token)
+            return updated
+
+        result: Communication | None = self._transact("record_event", _record)
         return result
 
     def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
@@ -235,13 +350,7 @@ class FirestoreRepository:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
             seq = stored_integer((snapshot.to_dict() or {}).get("eventCount")) or 0
             transaction.update(ref, {"eventCount": seq + 1})
-            # The suffix keeps two writers that saw the same count (possible only
-            # without isolation, as on emulators) from overwriting each other.
-            event_ref = ref.collection(EVENTS_SUBCOLLECTION).document(f"{seq:012d}-{new_id()[:8]}")
-            try:
-                transaction.set(event_ref, {"seq": seq, "storedAt": utcnow(), "payload": payload})
-            except (TypeError, ValueError) as exc:  # the client encodes values here
-                raise RepositoryError(f"event cannot be stored in Firestore: {exc}") from exc
+            _keep_event(transaction, ref, seq, payload, None)
 
         self._transact("append_event", _append)
 
@@ -325,18 +434,6 @@ class FirestoreRepository:
                     raise
                 raise RepositoryError(f"Firestore {operation} failed: {detail(cause)}") from cause
 
-    def _refuse_existing(self, ids: list[str]) -> None:
-        """Raise `DuplicateRecord` when a caller-given id is already stored.
-
-        Auto-assigned ids are fresh, so only given ones are read (one call).
-        """
-        if not ids:
-            return
-        refs = [self._collection.document(i) for i in ids]
-        for snapshot in self._client.get_all(refs, field_paths=[], **self._reading()):
-            if snapshot.exists:
-                raise DuplicateRecord(f"a record with id {snapshot.id!r} already exists")
-
     def _read(self, snapshot: Any, data: Mapping[str, Any]) -> Communication:
         """The record in ``snapshot``, whose ``to_dict()`` (a deep copy) is ``data``."""
         create_time = getattr(snapshot, "create_time", None)
@@ -352,3 +449,42 @@ class FirestoreRepository:
         records = [self._read(s, s.to_dict() or {}) for s in snapshots]
         records.sort(key=timestamp_order, reverse=True)
         return records
+
+
+def _changes(data: Mapping[str, Any], updated: Communication) -> dict[str, Any]:
+    """The field update that turns the stored ``data`` into ``updated``.
+
+    Fields this library does not know (``eventCount``, a legacy service's
+    extras) are kept; an optional field ``updated`` cleared is stored as null.
+    """
+    document = to_document(updated)
+    removed = data.keys() & STORED_FIELDS - document.keys()
+    document.update(dict.fromkeys(removed))
+    return document
+
+
+def _event_ref(record: Any, seq: int, token: str | None) -> Any:
+    """Where one kept callback goes in the record's ``events`` subcollection.
+
+    With Twilio's idempotency token the id is derived from it, so a retried
+    delivery finds its first copy by id. Without, the suffix keeps two
+    writers that saw the same count (possible only without isolation, as on
+    emulators) from overwriting each other.
+    """
+    events = record.collection(EVENTS_SUBCOLLECTION)
+    if token is not None:
+        return events.document("t-" + hashlib.sha256(token.encode("utf-8", "replace")).hexdigest())
+    return events.document(f"{seq:012d}-{new_id()[:8]}")
+
+
+def _keep_event(
+    writer: Any, record: Any, seq: int, payload: Mapping[str, Any], token: str | None
+) -> None:
+    """Add the event document ``{seq, storedAt, payload}`` to a transaction or batch."""
+    try:
+        writer.set(
+            _event_ref(record, seq, token),
+            {"seq": seq, "storedAt": utcnow(), "payload": dict(payload)},
+        )
+    except (TypeError, ValueError) as exc:  # the client encodes values here
+        raise RepositoryError(f"event cannot be stored in Firestore: {exc}") from exc
