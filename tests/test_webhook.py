@@ -722,3 +722,37 @@ class TestBuildCore:
     def test_repr_has_no_token(self) -> None:
         """The core's repr names no secret."""
         assert TOKEN not in repr(core())
+
+
+class TestRetriedDeliveries:
+    """Twilio retries a delivery it thinks failed with the same ``I-Twilio-Idempotency-Token``."""
+
+    @pytest.mark.parametrize("route", ["/message-status", "/inbound"])
+    def test_a_retry_is_acknowledged_and_kept_once(self, route: str) -> None:
+        """The retry answers 2xx, keeps no second event and runs no hook again."""
+        seen: list[object] = []
+        webhook = core(on_event=seen.append)
+        params = message_params(SM, "sent") if route == "/message-status" else inbound_params(SM)
+        retry = {"i-twilio-idempotency-token": "idem-1"}
+        first = answer(webhook, request(route, params, headers=retry))
+        again = answer(webhook, request(route, params, headers=retry))
+        assert first.status == again.status
+        assert again.status in (200, 204)
+        stored = webhook.repository.find_by_sid(SM)
+        assert stored is not None
+        assert stored.id is not None
+        assert len(webhook.repository.events(stored.id)) == 1
+        assert len(seen) == 1
+
+    def test_another_token_is_another_delivery(self) -> None:
+        """A different token (or none) is a new delivery: kept, hooks run."""
+        seen: list[object] = []
+        webhook = core(on_event=seen.append)
+        for headers in (
+            {"i-twilio-idempotency-token": "a"},
+            {"i-twilio-idempotency-token": "b"},
+            {},
+        ):
+            answer(webhook, request("/message-status", message_params(SM, "sent"), headers=headers))
+        assert len(webhook.repository.events("sid-" + SM)) == 3
+        assert len(seen) == 3

@@ -10,11 +10,13 @@ single send's steps, in phases, so a batch keeps every rule of a single send:
 4. write-ahead: the valid items' ``pending`` records in ONE
    ``repository.add_many``; if it fails, nothing is sent and every one of
    them fails in the report (storage failure is an outcome, not an exception);
-5. dispatch (`SendPath.dispatch`) in a thread pool of ``max_concurrency``
-   workers, each taking a token from the optional `TokenBucket` first; each
-   record is completed as its send returns, with the client's retry rules
-   (429 and failures to connect retried in the transport; nothing that may
-   have reached Twilio is retried).
+5. dispatch (`SendPath.ask`) in a thread pool of ``max_concurrency``
+   workers, each taking a token from the optional `TokenBucket` first, with
+   the client's retry rules (429 and failures to connect retried in the
+   transport; nothing that may have reached Twilio is retried);
+6. merging: this thread merges the answers into the records as they arrive,
+   a group of at least ``max(10, workers)`` at a time in one
+   ``repository.update_many`` (`merge_answer`, the single send's rules).
 
 The report lists every item in input order; nothing raises once validation
 of the arguments has passed, and one worker's failure never loses another's

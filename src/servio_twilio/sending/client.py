@@ -241,8 +241,9 @@ class CommunicationsClient:
         them fails in the report. Then up to ``max_concurrency`` threads send,
         each item once (the client's retry rules apply per item), at most
         ``rate_per_second`` creates per second (a number, or a shared
-        `servio_twilio.sending.ratelimit.TokenBucket`), completing each record as its
-        send returns.
+        `TokenBucket`); Twilio's answers are merged into the records as they
+        arrive, in groups of at least ``max(10, max_concurrency)`` (one
+        ``repository.update_many`` each).
 
         Returns a `BatchReport` in input order: a failed item carries the
         error text and Twilio's code; an item whose outcome is unknown fails
