@@ -2,9 +2,12 @@
 
 1. In process: signed status callbacks driven straight into the ASGI callable
    (in-memory repository), beside a trivial ASGI app driven the same way.
-2. Under uvicorn on 127.0.0.1: a bounded keep-alive HTTP/1.1 load generator
-   (threads, one connection each) against the webhook app, then against an
-   empty ASGI app on the same server; the webhook's share of the empty rate.
+2. Under uvicorn on 127.0.0.1, with h11 and with ``uvicorn[standard]``
+   (httptools + uvloop): a bounded keep-alive HTTP/1.1 load generator
+   (threads, one connection each) against the webhook app, a hand-written
+   "floor" receiver and an empty ASGI app on the same server; the webhook's
+   share of each, and its own CPU per callback (the server's CPU per request
+   above the empty app's).
 
 Run: ``python bench/webhook.py [--callbacks N] [--requests N] [--connections N]``.
 """
@@ -203,14 +206,15 @@ def in_process(count: int, rounds: int) -> dict[str, float]:
 class _Server:
     """uvicorn serving one of this file's apps in a child process (its own GIL)."""
 
-    def __init__(self, which: str) -> None:
+    def __init__(self, which: str, http: str) -> None:
         self.which = which
+        self.http = http
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
 
     def __enter__(self) -> _Server:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", self.which],
+            [sys.executable, __file__, "--serve", self.which, "--http", self.http],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -232,7 +236,7 @@ class _Server:
                 self.process.wait(10)
 
 
-def _serve(which: str) -> None:
+def _serve(which: str, http: str) -> None:
     """Run uvicorn on a free 127.0.0.1 port; print the port once listening."""
     apps: dict[str, Callable[[], App]] = {
         "webhook": lambda: _webhook_app()[0],
@@ -243,7 +247,10 @@ def _serve(which: str) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(256)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    loop = "uvloop" if http == "httptools" else "asyncio"
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", http=http, loop=loop
+    )
     server = uvicorn.Server(config)
 
     def announce() -> None:
@@ -313,7 +320,12 @@ def _server_cpu_seconds(pid: int) -> float | None:
 _APPS = ("empty", "floor", "webhook")
 
 
-def over_http(count: int, connections: int, max_seconds: float, rounds: int) -> dict[str, Any]:
+_SERVERS = ("h11", "httptools")
+
+
+def over_http(
+    count: int, connections: int, max_seconds: float, rounds: int, http: str
+) -> dict[str, Any]:
     """Rounds that each run every app (the order rotating): req/s and server CPU.
 
     These machines are shared, so a single run can be off by a quarter: each
@@ -329,7 +341,7 @@ def over_http(count: int, connections: int, max_seconds: float, rounds: int) -> 
     for round_ in range(rounds):
         shift = round_ % len(_APPS)
         for which in _APPS[shift:] + _APPS[:shift]:
-            with _Server(which) as server:
+            with _Server(which, http) as server:
                 assert server.process is not None
                 _load(server.port, prepared[: min(300, count)], connections, max_seconds)
                 before = _server_cpu_seconds(server.process.pid)
@@ -371,30 +383,46 @@ def main(argv: list[str] | None = None) -> int:
         "--http-rounds", type=int, default=5, help="paired HTTP rounds (median reported)"
     )
     parser.add_argument("--serve", choices=_APPS, help=argparse.SUPPRESS)
+    parser.add_argument("--http", choices=_SERVERS, default="h11", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        _serve(args.serve)
+        _serve(args.serve, args.http)
         return 0
 
     local = in_process(args.callbacks, args.rounds)
     print(f"in process  ({args.callbacks} signed callbacks, median of {args.rounds}):")
     print(f"  webhook app  {local['webhook']:>10,.0f} callbacks/s   (target >= 10,000)")
     print(f"  empty app    {local['empty']:>10,.0f} requests/s")
-    remote = over_http(args.requests, args.connections, args.max_seconds, args.http_rounds)
-    print(
-        f"uvicorn on 127.0.0.1 ({args.requests} requests per app x {args.http_rounds} rounds, "
-        f"{args.connections} keep-alive connections; medians, with the rounds' range):"
-    )
-    print("  app       requests/s   share of empty    server CPU/request   capacity share")
-    for name in _APPS:
-        row = remote[name]
-        cpu = f"{row['cpu_us']:8.0f} us" if "cpu_us" in row else "         n/a"
-        capacity = _ratio(row["capacities"]) if "capacities" in row else "n/a"
-        print(
-            f"  {name:8} {row['rate']:>11,.0f}   {_ratio(row['shares']):15}  {cpu:>17}"
-            f"      {capacity}"
+    for server_kind in _SERVERS:
+        remote = over_http(
+            args.requests, args.connections, args.max_seconds, args.http_rounds, server_kind
         )
-    print("  target: webhook >= 70% of empty; floor = the least any receiver must do")
+        print(
+            f"uvicorn ({server_kind}) on 127.0.0.1 ({args.requests} requests per app x "
+            f"{args.http_rounds} rounds, {args.connections} keep-alive connections; medians, "
+            "with the rounds' range):"
+        )
+        print("  app       requests/s   share of empty    server CPU/request   capacity share")
+        for name in _APPS:
+            row = remote[name]
+            cpu = f"{row['cpu_us']:8.0f} us" if "cpu_us" in row else "         n/a"
+            capacity = _ratio(row["capacities"]) if "capacities" in row else "n/a"
+            print(
+                f"  {name:8} {row['rate']:>11,.0f}   {_ratio(row['shares']):15}  {cpu:>17}"
+                f"      {capacity}"
+            )
+        webhook, floor, empty = remote["webhook"], remote["floor"], remote["empty"]
+        print(
+            f"  servio / empty {webhook['rate'] / empty['rate']:.2f}x req/s; "
+            f"servio / hand-written floor {webhook['rate'] / floor['rate']:.2f}x req/s"
+        )
+        if "cpu_us" in webhook and "cpu_us" in floor and "cpu_us" in empty:
+            print(
+                f"  servio's own CPU per callback: {webhook['cpu_us'] - empty['cpu_us']:.0f} us "
+                f"(floor: {floor['cpu_us'] - empty['cpu_us']:.0f} us); servio costs "
+                f"{webhook['cpu_us'] / floor['cpu_us']:.2f}x the floor's server CPU"
+            )
+    print("  floor = a hand-written receiver: the least any receiver must do")
     return 0
 
 
