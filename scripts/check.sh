@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
 # Set up and run every check on a fresh machine: a virtual environment of its
-# own with the package and its development extras, the test servers' npm
-# packages, then ruff, mypy --strict, the whole pytest suite (Firestore
-# emulator and Prism included) and the strict docs build.
+# own with the package and its development dependency groups, the test
+# servers' npm packages, then ruff, mypy --strict, the whole pytest suite
+# (Firestore emulator and Prism included) and the strict docs build.
 #
 #   bash scripts/check.sh [pytest arguments...]
+#
+# Needs beside the clone: Python >= 3.11 ($PYTHON, default python3), Node.js
+# >= 20 with npm, and Twilio's OpenAPI description in ../shared/twilio-oai
+# ($TWILIO_OAI_DIR). Anything missing fails the check up front, named with
+# where it comes from (tests/support/requirements.py); no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+# Read by tests/support/requirements.py (a relative path is from the project root).
+export TWILIO_OAI_DIR=${TWILIO_OAI_DIR:-../shared/twilio-oai}
 
 step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf '\ncheck failed: %s\n' "$*" >&2
+    exit 1
+}
+
+step "what the check needs beside the clone (Python >= 3.11, Node.js >= 20 and npm, $TWILIO_OAI_DIR)"
+command -v "$PYTHON" >/dev/null \
+    || fail "$PYTHON not found: the check needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)"
+"$PYTHON" tests/support/requirements.py || fail "missing requirements, listed above; nothing was installed"
 
 step "virtual environment in $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# pip >= 25.1 installs PEP 735 dependency groups (--group).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[firestore]" --group dev
 
 step "npm packages for the test servers (tests/package-lock.json)"
 npm ci --prefix tests --no-audit --no-fund --loglevel=error
+"$VENV/bin/python" tests/support/requirements.py --installed \
+    || fail "missing requirements after npm ci, listed above"
 
 step "ruff"
 "$VENV/bin/ruff" check .
@@ -31,8 +50,13 @@ step "mypy --strict"
 "$VENV/bin/mypy"
 
 step "pytest"
-# pytest exits 5 when it collected no test: set -e turns that into a failure.
-"$VENV/bin/python" -m pytest "$@"
+status=0
+"$VENV/bin/python" -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    fail "pytest collected no tests (exit 5): check the arguments ($*) and tests/"
+elif [ "$status" -ne 0 ]; then
+    fail "pytest failed (exit $status)"
+fi
 
 step "mkdocs build --strict"
 export NO_MKDOCS_2_WARNING=1

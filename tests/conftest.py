@@ -1,14 +1,15 @@
 """Suite-wide test configuration.
 
-In CI (``CI=true``) a skipped test is a failure: tests that need the Firestore
-emulator, Prism or a real server must run there, never skip.
+No test skips, in CI or outside it: a skipped test (or module) is reported as
+a failure, so a missing Firestore emulator, Prism, OpenAPI file or server
+fails the run instead of shrinking it. To run a subset, select it with
+pytest's ``-m`` or ``-k`` (deselected tests are not skips). ``xfail`` is
+unaffected (and strict, see pyproject.toml).
 """
 
 from __future__ import annotations
 
 import pytest
-
-from support.processes import IN_CI
 
 pytest_plugins = [
     "support.firestore_emulator",
@@ -16,12 +17,26 @@ pytest_plugins = [
     "support.servers",
 ]
 
+_NO_SKIPS = "skipped, but this suite runs every test (select a subset with -m or -k)"
+
+
+def _reason(longrepr: object) -> object:
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     report = outcome.get_result()
-    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+    if report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.longrepr = f"skipped in CI, which must run every test: {reason}"
+        report.longrepr = f"{_NO_SKIPS}: {_reason(report.longrepr)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"{_NO_SKIPS}: {_reason(report.longrepr)}"

@@ -19,16 +19,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.processes import free_port, stop, tail, unavailable
+from support import requirements
+from support.processes import free_port, require, stop, tail
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
+TESTS_DIR = requirements.TESTS_DIR
 SCRIPT = TESTS_DIR / "firestore_emulator.js"
-PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
 PROJECT = "demo-servio-test"
 READY_TIMEOUT = 20.0
 
@@ -36,11 +35,8 @@ READY_TIMEOUT = 20.0
 @pytest.fixture(scope="session")
 def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The emulator's ``host:port``, with ``FIRESTORE_EMULATOR_HOST`` set to it."""
-    node = shutil.which("node")
-    if node is None:
-        unavailable("Firestore emulator", "`node` is not on PATH")
-    if not PACKAGE.is_dir():
-        unavailable("Firestore emulator", f"{PACKAGE} is missing (run `npm ci` in tests/)")
+    require("Firestore emulator", requirements.for_firestore_emulator())
+    node = shutil.which("node") or "node"
     log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
     last_error = ""
     for _attempt in range(3):  # a port taken between probe and bind gets another try

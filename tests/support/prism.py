@@ -7,8 +7,9 @@ answers from Twilio's examples); ``prism_errors_url`` on
 errors when asked with a ``Prefer: code=429`` header. Both listen on a free
 port of 127.0.0.1, log to a file, are polled until ready and stopped at the
 end of the session. The spec files are read from ``../shared/twilio-oai/``
-beside the project root. Without ``node``, the npm package or the spec, the
-fixtures skip locally and fail in CI (``CI=true``), naming what is missing.
+beside the project root (or ``TWILIO_OAI_DIR``). Without ``node``, the npm
+package or the spec, the fixtures fail (in CI and outside it, never skip),
+naming what is missing and where it comes from (`support.requirements`).
 
 ``PrismHttpClient`` is a ``TwilioHttpClient`` that sends
 ``https://api.twilio.com`` requests to Prism instead.
@@ -17,24 +18,21 @@ fixtures skip locally and fail in CI (``CI=true``), naming what is missing.
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from twilio.http.http_client import TwilioHttpClient
 
-from support.processes import free_port, stop, tail, unavailable
+from support import requirements
+from support.processes import free_port, require, stop, tail, unavailable
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
-PROJECT_ROOT = TESTS_DIR.parent
-SPEC_DIR = PROJECT_ROOT.parent / "shared" / "twilio-oai"
-PRISM = TESTS_DIR / "node_modules" / ".bin" / "prism"
+TESTS_DIR = requirements.TESTS_DIR
+PRISM = requirements.PRISM
 READY_TIMEOUT = 60.0
 PROBE_ACCOUNT = "AC" + "0" * 32
 TWILIO_API = "https://api.twilio.com"
@@ -76,13 +74,8 @@ def _ready(url: str) -> bool:
 
 
 def _serve(spec_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    spec = SPEC_DIR / spec_name
-    if shutil.which("node") is None:
-        unavailable("Prism", "`node` is not on PATH")
-    if not PRISM.exists():
-        unavailable("Prism", f"{PRISM} is missing (run `npm ci` in tests/)")
-    if not spec.is_file():
-        unavailable("Prism", f"{spec} is missing (shared/twilio-oai beside the project root)")
+    require("Prism", requirements.for_prism(spec_name))
+    spec = requirements.spec_dir() / spec_name
     log_path = tmp_path_factory.mktemp("prism") / f"{spec.stem}.log"
     last_error = ""
     for _attempt in range(3):  # a port taken between probe and bind gets another try

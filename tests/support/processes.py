@@ -1,8 +1,7 @@
-"""Helpers the server fixtures share: CI detection, free ports, child processes, logs."""
+"""Helpers the server fixtures share: failing on what is missing, free ports, processes, logs."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from pathlib import Path
@@ -10,14 +9,20 @@ from typing import NoReturn
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+def require(what: str, problems: list[str]) -> None:
+    """Fail the test, in CI and outside it, if ``problems`` (`support.requirements`) is not empty.
+
+    A test that needs a server never skips: to run a subset of the suite,
+    select it with ``-m`` or ``-k``.
+    """
+    if problems:
+        unavailable(what, "; ".join(problems))
 
 
 def unavailable(what: str, reason: str) -> NoReturn:
-    """Skip the test locally, fail it in CI (``CI=true``), saying what is missing."""
-    if IN_CI:
-        pytest.fail(f"{what} unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"{what} unavailable: {reason}")
+    """Fail the test (never skip, CI or not), saying what is missing and where it comes from."""
+    pytest.fail(f"{what} unavailable: {reason}", pytrace=False)
 
 
 def free_port() -> int:

@@ -5,8 +5,8 @@
   under the standard library's server (threaded) or werkzeug's.
 
 Each server binds a free port chosen by the OS and is stopped when the test
-ends. When a server cannot start, the test is skipped with the reason (and
-``CI=true`` turns that skip into a failure, see ``tests/conftest.py``).
+ends. When a server cannot start, the test fails with the reason (it never
+skips, see ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class _Uvicorn:
             self.thread.join(0.02)
         if not self.server.started:
             self.stop()
-            pytest.skip(f"uvicorn did not start: {self.error!r}")
+            pytest.fail(f"uvicorn did not start: {self.error!r}", pytrace=False)
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
@@ -142,7 +142,7 @@ def wsgi_server() -> Iterator[Callable[..., str]]:
         try:
             instance = _WSGI(app, server)
         except OSError as exc:
-            pytest.skip(f"{server} did not start: {exc!r}")
+            pytest.fail(f"{server} did not start: {exc!r}", pytrace=False)
         started.append(instance)
         return instance.start()
 
