@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from servio_twilio.domain.models import Communication
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
 from servio_twilio.webhooks.verifier import WebhookVerifier
+from support.stalling import MAX_STALL, StallingRepository
 from support.twilio_callbacks import (
     TOKEN,
     asgi_request,
@@ -255,6 +257,89 @@ class TestHooksAndThreads:
         assert (status, reply) == (200, b"<Response/>")
 
 
+STORAGE_TIMEOUT = 0.5
+SLACK = 3.0
+
+
+class _SlowMemory(InMemoryRepository):
+    """In memory (not blocking) but slow to store: it must still run inline, unbounded."""
+
+    def record_event(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(3 * STORAGE_TIMEOUT)
+        return super().record_event(*args, **kwargs)
+
+
+class TestStorageTimeout:
+    @pytest.mark.parametrize(
+        ("route", "params"),
+        [("/message-status", message_params(SM, "sent")), ("/inbound", inbound_params(SM))],
+    )
+    async def test_stalled_storage_answers_503_in_time(
+        self, route: str, params: dict[str, str]
+    ) -> None:
+        """Storage that does not answer: 503 with Retry-After within storage_timeout + 3 s."""
+        repository = StallingRepository()
+        hooked: list[Any] = []
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT, on_event=hooked.append)
+        headers, body = signed(LOCAL + route, params)
+        started = time.monotonic()
+        status, reply_headers, reply, _ = await asgi_request(
+            app, path=route, headers=header_list(headers), chunks=[body]
+        )
+        elapsed = time.monotonic() - started
+        repository.release()
+        assert (status, reply_headers["retry-after"]) == (503, "5")
+        assert reply == b"storage unavailable, try again\n"
+        assert elapsed < STORAGE_TIMEOUT + SLACK
+        assert hooked == []
+
+    async def test_the_late_call_finishes_and_later_requests_work(self) -> None:
+        """The late call goes on in its thread; once storage answers, requests are 204 again."""
+        repository = StallingRepository()
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT)
+        headers, body = signed(LOCAL + "/message-status", message_params(SM, "sent"))
+        status, _, _, _ = await asgi_request(app, headers=header_list(headers), chunks=[body])
+        assert status == 503
+        repository.release()
+        assert await asyncio.to_thread(repository.finished.wait, MAX_STALL)
+        assert repository.find_by_sid(SM) is not None  # stored late; Twilio's retry is a repeat
+        other = sid("SM", 77)
+        headers, body = signed(LOCAL + "/message-status", message_params(other, "delivered"))
+        status, _, _, _ = await asgi_request(app, headers=header_list(headers), chunks=[body])
+        assert status == 204
+        record = repository.find_by_sid(other)
+        assert record is not None
+        assert record.status == "delivered"
+
+    async def test_the_deadline_starts_with_the_storage_work(self) -> None:
+        """A slow hook before the store does not count: the deadline starts with storage."""
+        repository = StallingRepository()
+        repository.release()
+
+        def resolver(number: str) -> str:
+            time.sleep(2 * STORAGE_TIMEOUT)
+            return "prospect-slow"
+
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT, prospect_resolver=resolver)
+        headers, body = signed(LOCAL + "/inbound", inbound_params(SM))
+        status, _, _, _ = await asgi_request(
+            app, path="/inbound", headers=header_list(headers), chunks=[body]
+        )
+        assert status == 200
+        record = repository.find_by_sid(SM)
+        assert record is not None
+        assert record.prospect_id == "prospect-slow"
+
+    async def test_a_repository_that_is_not_blocking_runs_inline(self) -> None:
+        """blocking=False: the store runs on the loop, unbounded by storage_timeout."""
+        repository = _SlowMemory()
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT)
+        headers, body = signed(LOCAL + "/message-status", message_params(SM, "sent"))
+        status, _, _, _ = await asgi_request(app, headers=header_list(headers), chunks=[body])
+        assert status == 204
+        assert repository.find_by_sid(SM) is not None
+
+
 class TestScopes:
     async def test_lifespan(self) -> None:
         """Lifespan startup and shutdown are answered, then the app returns."""
@@ -432,3 +517,23 @@ class TestUnderUvicorn:
         """uvicorn with lifespan="on" starts: the app answers lifespan."""
         base = asgi_server(app_for(), lifespan="on")
         assert httpx.get(base + "/inbound").status_code == 405
+
+    def test_stalled_storage_503_then_204(self, asgi_server: Callable[..., str]) -> None:
+        """Under uvicorn: stalled storage answers 503 in time, then a healthy request 204."""
+        repository = StallingRepository()
+        base = asgi_server(app_for(repository, storage_timeout=STORAGE_TIMEOUT))
+        headers, body = signed(base + "/message-status", message_params(SM, "sent"))
+        other = sid("SM", 78)
+        later_headers, later_body = signed(
+            base + "/message-status", message_params(other, "delivered")
+        )
+        with httpx.Client(base_url=base, timeout=MAX_STALL) as client:
+            started = time.monotonic()
+            reply = client.post("/message-status", content=body, headers=headers)
+            elapsed = time.monotonic() - started
+            repository.release()
+            assert (reply.status_code, reply.headers["retry-after"]) == (503, "5")
+            assert elapsed < STORAGE_TIMEOUT + SLACK
+            later = client.post("/message-status", content=later_body, headers=later_headers)
+            assert later.status_code == 204
+        assert repository.find_by_sid(other) is not None

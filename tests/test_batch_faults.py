@@ -6,26 +6,34 @@ connections refused once or for good, Twilio refusals), one batch whose bulk
 write fails, and a few records whose update after the send fails. Every
 message has a unique body, so the ledger below counts, per message, the
 requests Twilio received and the ones it accepted.
+
+`TestDeadFirestore` runs a batch against a Firestore that is down (a closed
+port, a server that never answers): it must report within its timeout.
 """
 
 from __future__ import annotations
 
 import random
+import socket
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from servio_twilio.domain.errors import RepositoryError
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
+from servio_twilio.storage.firestore.repository import FirestoreRepository
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.processes import free_port
 from support.sending import make_settings
 
 ACCOUNT = "AC" + "5" * 32
@@ -264,3 +272,59 @@ class TestThousandSendsWithFaults:
         stored = {c.body for n in range(37) for c in repo.history(f"p{n}", limit=1000)}
         assert set(fake.received) <= stored
         assert len(stored) == len(plan) - PER_BATCH
+
+
+DEAD_TIMEOUT = 2.0
+DEAD_SLACK = 3.0
+
+
+class _CountingFirestore(FirestoreRepository):
+    """A FirestoreRepository that counts its ``update`` calls."""
+
+    updates = 0
+
+    def update(
+        self, communication_id: str, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        self.updates += 1
+        return super().update(communication_id, fn)
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """A ``host:port`` whose socket listens but never answers (connections hang)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+class TestDeadFirestore:
+    @pytest.mark.parametrize("dead", ["closed-port", "silent-server"])
+    def test_a_batch_reports_within_its_timeout(
+        self, monkeypatch: pytest.MonkeyPatch, silent_listener: str, dead: str
+    ) -> None:
+        """Firestore down (timeout=2): the bulk write and one bounded attempt to mark the
+        records failed, so the batch reports within 2 x timeout + 3 s; nothing is sent."""
+        host = f"127.0.0.1:{free_port()}" if dead == "closed-port" else silent_listener
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+        repo = _CountingFirestore(firestore.Client(project="demo-x"), timeout=DEAD_TIMEOUT)
+        fake = FakeTwilio()
+        client = CommunicationsClient(
+            make_settings(account_sid=ACCOUNT, auth_token="fault-token"),
+            repository=repo,
+            http_client=fake,
+            sleep=lambda _s: None,
+        )
+        messages = [OutboundMessage(to=f"+55119800000{n:02d}", body=f"d{n}") for n in range(20)]
+        started = time.monotonic()
+        report = client.send_batch(messages, max_concurrency=10)
+        elapsed = time.monotonic() - started
+        assert elapsed < 2 * DEAD_TIMEOUT + DEAD_SLACK, f"the batch took {elapsed:.1f} s"
+        assert repo.updates == 1
+        assert fake.requests == []
+        assert [item.ok for item in report.items] == [False] * 20
+        error = report.items[0].error or ""
+        assert error.startswith("not sent: the pending records could not be stored")
+        expected = "ServiceUnavailable" if dead == "closed-port" else "DeadlineExceeded"
+        assert f"add_many failed: {expected}: " in error

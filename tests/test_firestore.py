@@ -4,6 +4,8 @@ indexes and error translation."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ import attrs
 import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
@@ -20,6 +23,7 @@ from google.cloud.firestore_v1.query import Query
 
 from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
 from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.storage.firestore import repository as repository_module
 from servio_twilio.storage.firestore.repository import (
     EVENTS_SUBCOLLECTION,
     MAX_BATCH_WRITES,
@@ -366,7 +370,7 @@ class TestErrorTranslation:
             OPERATIONS[operation](repo)
 
     def test_transaction_contention_becomes_repository_error(self) -> None:
-        """When every transaction attempt aborts, the client's ValueError is RepositoryError."""
+        """When every commit aborts, the transaction gives up after 5 with RepositoryError."""
         client = offline_client()
 
         class AbortingCommit(_FailingApi):
@@ -379,8 +383,26 @@ class TestErrorTranslation:
 
         client._firestore_api_internal = AbortingCommit(api_exceptions.Aborted("contention"))
         repo = FirestoreRepository(client)
-        with pytest.raises(RepositoryError, match="contention"):
-            repo.append_event("x", {"a": 1})
+        with pytest.raises(RepositoryError, match=r"Aborted: contention \(aborted 5 times\)$"):
+            repo.update_many({"x": lambda c: c})  # no record: nothing to write, it commits
+
+    def test_a_failed_rollback_does_not_hide_the_error(self) -> None:
+        """A body's own error is raised even when the rollback after it fails."""
+        client = offline_client()
+
+        class FailingRollback(_FailingApi):
+            def __getattr__(self, name: str) -> Callable[..., Any]:
+                if name == "begin_transaction":
+                    return lambda *a, **k: type("R", (), {"transaction": b"tx"})()
+                if name == "batch_get_documents":
+                    return lambda *a, **k: iter([])
+                return super().__getattr__(name)
+
+        api = FailingRollback(api_exceptions.ServiceUnavailable("rollback lost"))
+        client._firestore_api_internal = api
+        with pytest.raises(RecordNotFound):
+            FirestoreRepository(client).update("x", lambda c: c)
+        assert api.calls == ["rollback"]
 
     def test_closed_port_ping_fails_cleanly(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A repository on a port nobody listens on raises RepositoryError from ping."""
@@ -406,6 +428,185 @@ class TestErrorTranslation:
             with pytest.raises(RepositoryError, match="cannot store"):
                 repo.add(make(id=bad))
         assert api.calls == []
+
+
+class _Clock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _TimedApi:
+    """A Firestore API that answers every RPC after ``cost`` seconds of ``clock``.
+
+    Each call's name and keyword arguments are recorded; no document exists;
+    ``commit`` raises each error of ``commit_errors`` in turn, then answers.
+    """
+
+    def __init__(self, clock: _Clock, cost: float, commit_errors: list[Exception]) -> None:
+        self.clock = clock
+        self.cost = cost
+        self.commit_errors = commit_errors
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def rpc(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            self.clock.now += self.cost
+            if name == "begin_transaction":
+                return type("Begun", (), {"transaction": b"tx"})()
+            if name == "batch_get_documents":
+                return iter([])
+            if name == "commit" and self.commit_errors:
+                raise self.commit_errors.pop(0)
+            return type("Answer", (), {"write_results": [], "commit_time": None})()
+
+        return rpc
+
+    def timeouts(self) -> list[tuple[str, float]]:
+        """Each call's name and the timeout it was given (every call must have one)."""
+        return [(name, kwargs["timeout"]) for name, kwargs in self.calls]
+
+
+class TestTransactionDeadline:
+    @pytest.fixture
+    def clock(self, monkeypatch: pytest.MonkeyPatch) -> _Clock:
+        clock = _Clock()
+        monkeypatch.setattr(repository_module, "time", clock)
+        return clock
+
+    def repo(self, api: _TimedApi, timeout: float | None = 2.0) -> FirestoreRepository:
+        client = offline_client()
+        client._firestore_api_internal = api
+        return FirestoreRepository(client, collection="comms", timeout=timeout)
+
+    def test_begin_reads_and_commit_share_one_timeout(self, clock: _Clock) -> None:
+        """Begin, the body's read and the commit each get what is left of one timeout."""
+        api = _TimedApi(clock, cost=0.5, commit_errors=[])
+        assert self.repo(api).update_many({"x": lambda c: c}) == {}
+        assert api.timeouts() == [
+            ("begin_transaction", 2.0),
+            ("batch_get_documents", 1.5),
+            ("commit", 1.0),
+        ]
+        assert all(isinstance(kwargs["retry"], Retry) for _, kwargs in api.calls)
+
+    def test_rollback_gets_the_time_left(self, clock: _Clock) -> None:
+        """A body that fails rolls back with what is left, and its own error is raised."""
+        api = _TimedApi(clock, cost=0.5, commit_errors=[])
+        with pytest.raises(RecordNotFound):
+            self.repo(api).update("x", lambda c: c)
+        assert api.timeouts() == [
+            ("begin_transaction", 2.0),
+            ("batch_get_documents", 1.5),
+            ("rollback", 1.0),
+        ]
+
+    def test_contention_retries_stop_when_time_runs_out(self, clock: _Clock) -> None:
+        """Aborted commits begin again only while time is left: the error names Aborted."""
+        aborts: list[Exception] = [api_exceptions.Aborted("contention") for _ in range(5)]
+        api = _TimedApi(clock, cost=0.4, commit_errors=aborts)
+        with pytest.raises(RepositoryError) as caught:
+            self.repo(api).update_many({"x": lambda c: c})
+        names = [name for name, _ in api.calls]
+        assert names == ["begin_transaction", "batch_get_documents", "commit"] * 2
+        assert str(caught.value) == (
+            "Firestore update_many failed: Aborted: contention (aborted 2 times)"
+        )
+        assert isinstance(caught.value.__cause__, api_exceptions.Aborted)
+
+    def test_a_body_out_of_time_fails_naming_the_timeout(self, clock: _Clock) -> None:
+        """A read that would start after the deadline is not made: RepositoryError says why."""
+        api = _TimedApi(clock, cost=2.5, commit_errors=[])
+        with pytest.raises(RepositoryError) as caught:
+            self.repo(api).update("x", lambda c: c)
+        assert str(caught.value) == "Firestore update failed: the timeout of 2 s ran out"
+        assert [name for name, _ in api.calls] == ["begin_transaction"]
+
+    def test_without_a_timeout_the_client_defaults_stay(self, clock: _Clock) -> None:
+        """timeout=None passes no retry or timeout: the client library's own policy."""
+        api = _TimedApi(clock, cost=100.0, commit_errors=[])
+        assert self.repo(api, timeout=None).update_many({"x": lambda c: c}) == {}
+        assert [kwargs.keys() & {"retry", "timeout"} for _, kwargs in api.calls] == [set()] * 3
+
+    def test_calls_outside_a_transaction_keep_the_whole_timeout(self, clock: _Clock) -> None:
+        """After a transaction, a plain read gets the full timeout again."""
+        api = _TimedApi(clock, cost=0.5, commit_errors=[])
+        repo = self.repo(api)
+        repo.update_many({"x": lambda c: c})
+        assert repo.get("x") is None
+        assert api.timeouts()[-1] == ("batch_get_documents", 2.0)
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """A ``host:port`` whose socket listens but never answers (connections hang)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+DEAD_TIMEOUT = 2.0
+DEAD_SLACK = 3.0
+DEAD_OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
+    "get": lambda repo: repo.get("x"),
+    "add": lambda repo: repo.add(make()),
+    "update": lambda repo: repo.update("x", lambda c: c),
+    "append_event": lambda repo: repo.append_event("x", {"a": "b"}),
+    "record_event": lambda repo: repo.record_event(
+        {"a": "b"}, lambda c: c or make(), communication_id="x", sid="SM1"
+    ),
+    "update_many": lambda repo: repo.update_many({"x": lambda c: c}),
+    "history": lambda repo: repo.history("p"),
+    "ping": lambda repo: repo.ping(),
+}
+
+
+def _dead_repo(monkeypatch: pytest.MonkeyPatch, host: str) -> FirestoreRepository:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+    return FirestoreRepository(firestore.Client(project="demo-x"), timeout=DEAD_TIMEOUT)
+
+
+def _fails_in_time(repo: FirestoreRepository, operation: str) -> RepositoryError:
+    started = time.monotonic()
+    with pytest.raises(RepositoryError) as caught:
+        DEAD_OPERATIONS[operation](repo)
+    elapsed = time.monotonic() - started
+    assert elapsed < DEAD_TIMEOUT + DEAD_SLACK, f"{operation} took {elapsed:.1f} s"
+    assert str(caught.value).startswith(f"Firestore {operation} failed: ")
+    assert "RetryError" not in str(caught.value)
+    return caught.value
+
+
+class TestDeadHost:
+    @pytest.mark.parametrize("operation", DEAD_OPERATIONS)
+    def test_closed_port(self, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+        """Nobody listening: every call fails within timeout + 3 s, naming ServiceUnavailable."""
+        repo = _dead_repo(monkeypatch, f"127.0.0.1:{free_port()}")
+        error = _fails_in_time(repo, operation)
+        assert f"{operation} failed: ServiceUnavailable: " in str(error)
+        assert "Connection refused" in str(error)
+
+    @pytest.mark.parametrize("operation", DEAD_OPERATIONS)
+    def test_unresolvable_name(self, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+        """A host name that does not resolve: ServiceUnavailable naming the lookup, in time."""
+        repo = _dead_repo(monkeypatch, "nonexistent.invalid:8080")
+        error = _fails_in_time(repo, operation)
+        assert f"{operation} failed: ServiceUnavailable: " in str(error)
+        assert "nonexistent.invalid" in str(error)
+
+    @pytest.mark.parametrize("operation", ["get", "update", "append_event", "record_event"])
+    def test_silent_server(
+        self, monkeypatch: pytest.MonkeyPatch, silent_listener: str, operation: str
+    ) -> None:
+        """A server that accepts and never answers: DeadlineExceeded, transactions included."""
+        error = _fails_in_time(_dead_repo(monkeypatch, silent_listener), operation)
+        assert f"{operation} failed: DeadlineExceeded: " in str(error)
 
 
 @pytest.mark.firestore

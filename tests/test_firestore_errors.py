@@ -107,12 +107,34 @@ class TestTranslated:
         with pytest.raises(RepositoryError, match=r"failed: gRPC error RpcError$"), translated("x"):
             raise grpc.RpcError(SECRET)
 
-    def test_retry_error_hides_its_cause(self) -> None:
-        """A RetryError shows its own message, not the last exception it wraps."""
+    def test_retry_error_names_the_storage_error_it_gave_up_on(self) -> None:
+        """A RetryError over a storage error is named by that error, then the retry's note."""
+        dns = api_exceptions.ServiceUnavailable(
+            "DNS resolution failed for nonexistent.invalid:8080: Domain name not found"
+        )
+        original = api_exceptions.RetryError("Timeout of 5.0s exceeded", dns)
+        with pytest.raises(RepositoryError) as caught, translated("update"):
+            raise original
+        assert str(caught.value) == (
+            "Firestore update failed: ServiceUnavailable: DNS resolution failed for "
+            "nonexistent.invalid:8080: Domain name not found (Timeout of 5.0s exceeded)"
+        )
+        assert caught.value.__cause__ is original
+
+    def test_retry_error_over_another_error_names_only_its_type(self) -> None:
+        """A RetryError over a non-storage error shows its own message and the type, no text."""
         original = api_exceptions.RetryError("Deadline of 5.0s exceeded", ValueError(SECRET))
         with pytest.raises(RepositoryError) as caught, translated("get"):
             raise original
-        assert str(caught.value) == "Firestore get failed: RetryError: Deadline of 5.0s exceeded"
+        assert str(caught.value) == (
+            "Firestore get failed: RetryError: Deadline of 5.0s exceeded (last error: ValueError)"
+        )
+
+    def test_retry_error_with_nothing_behind_it(self) -> None:
+        """A RetryError with no cause is its own message."""
+        assert detail(api_exceptions.RetryError("Unknown error", None)) == (
+            "RetryError: Unknown error"
+        )
 
     def test_our_errors_pass_unchanged(self) -> None:
         """An error of ours raised inside (even a RepositoryError subclass) is the same object."""
@@ -153,6 +175,14 @@ class TestDetail:
         assert text.endswith("...")
         assert text.startswith("InvalidArgument: xxx")
 
+    def test_a_long_cause_keeps_the_retry_note(self) -> None:
+        """The wrapped error's text is cut, not the retry's note: 200 characters in all."""
+        cause = api_exceptions.ServiceUnavailable("y" * 1000)
+        text = detail(api_exceptions.RetryError("Timeout of 2.0s exceeded", cause))
+        assert len(text) == 200
+        assert text.startswith("ServiceUnavailable: yyy")
+        assert text.endswith("... (Timeout of 2.0s exceeded)")
+
     def test_other_exceptions_are_their_type(self) -> None:
         """Anything else is only its type name."""
         assert detail(OSError(SECRET)) == "OSError"
@@ -172,6 +202,26 @@ class TestStorageCause:
         top = RuntimeError("outer")
         top.__cause__ = middle
         assert storage_cause(top) is root
+
+    def test_looks_through_a_retry_error(self) -> None:
+        """Behind a RetryError, the storage error it gave up on is the cause."""
+        root = api_exceptions.ServiceUnavailable("Domain name not found")
+        retry = api_exceptions.RetryError("Timeout of 2.0s exceeded", root)
+        top = ValueError("wrapped")
+        top.__context__ = retry
+        assert storage_cause(top) is root
+
+    def test_a_retry_error_over_nothing_of_ours_is_the_cause(self) -> None:
+        """A RetryError whose last error is not a storage error is the cause itself."""
+        retry = api_exceptions.RetryError("Timeout of 2.0s exceeded", ValueError(SECRET))
+        assert storage_cause(retry) is retry
+
+    def test_a_last_exc_attribute_is_followed(self) -> None:
+        """An error keeping the last error in ``last_exc`` is looked through too."""
+        root = _RpcCall(grpc.StatusCode.UNAVAILABLE, "down")
+        gave_up = RuntimeError("gave up")
+        gave_up.last_exc = root  # type: ignore[attr-defined]
+        assert storage_cause(gave_up) is root
 
     def test_none_without_a_storage_error(self) -> None:
         """A chain with no Firestore, gRPC or auth error gives None."""

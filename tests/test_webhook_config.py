@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import servio_twilio
 from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.memory import InMemoryRepository
@@ -18,6 +19,7 @@ from servio_twilio.webhooks.config import (
     check_public_base_url,
     check_repository,
     check_settings,
+    check_storage_timeout,
     check_trust_forwarded,
     check_verifier,
     is_async,
@@ -278,6 +280,33 @@ class TestCheckBodyLimit:
         """Booleans, floats, strings and None are refused as not an int."""
         with pytest.raises(ConfigurationError, match="max_body_bytes must be an int"):
             check_body_limit(value)
+
+
+class TestCheckStorageTimeout:
+    @pytest.mark.parametrize(("value", "expected"), [(10, 10.0), (0.1, 0.1), (14.5, 14.5)])
+    def test_positive_numbers(self, value: float, expected: float) -> None:
+        """Positive ints and floats are accepted, as a float."""
+        assert check_storage_timeout(value) == expected
+        assert type(check_storage_timeout(value)) is float
+
+    @pytest.mark.parametrize("value", [0, -1, -0.5, float("nan"), float("inf")])
+    def test_not_positive_and_finite(self, value: float) -> None:
+        """Zero, negatives, NaN and infinity are refused, with the value."""
+        with pytest.raises(ConfigurationError, match="storage_timeout must be positive seconds"):
+            check_storage_timeout(value)
+
+    @pytest.mark.parametrize("value", [True, "10", None])
+    def test_not_a_number(self, value: object) -> None:
+        """Booleans, strings and None are refused as not a number."""
+        with pytest.raises(ConfigurationError, match="storage_timeout must be a number"):
+            check_storage_timeout(value)
+
+    @pytest.mark.parametrize("factory", ["make_asgi_app", "make_wsgi_app"])
+    def test_both_apps_check_it(self, factory: str) -> None:
+        """make_asgi_app and make_wsgi_app refuse a bad storage_timeout when built."""
+        make = getattr(servio_twilio, factory)
+        with pytest.raises(ConfigurationError, match="storage_timeout"):
+            make(settings=_settings(), repository=InMemoryRepository(), storage_timeout=0)
 
 
 class TestCheckPrefix:

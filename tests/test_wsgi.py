@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -15,6 +17,7 @@ from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.webhooks.verifier import WebhookVerifier
 from servio_twilio.webhooks.wsgi import make_wsgi_app, mount_wsgi
+from support.stalling import MAX_STALL, StallingRepository
 from support.twilio_callbacks import TOKEN, inbound_params, message_params, sid, signed
 
 pytestmark = pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning")
@@ -214,6 +217,101 @@ def _host(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [("host:" + environ["SCRIPT_NAME"] + "|" + environ["PATH_INFO"]).encode("latin-1")]
 
 
+STORAGE_TIMEOUT = 0.5
+SLACK = 3.0
+LOCAL = "http://testserver"
+
+
+class _ThreadRecording(InMemoryRepository):
+    """In memory, ``blocking`` as told, noting the thread of each store."""
+
+    def __init__(self, *, blocking: bool, delay: float = 0.0) -> None:
+        super().__init__()
+        self.blocking = blocking  # type: ignore[misc]
+        self.delay = delay
+        self.threads: list[str] = []
+
+    def record_event(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay)
+        return super().record_event(*args, **kwargs)
+
+
+class TestStorageTimeout:
+    @pytest.mark.parametrize(
+        ("route", "params"),
+        [("/message-status", message_params(SM, "sent")), ("/inbound", inbound_params(SM))],
+    )
+    def test_stalled_storage_answers_503_in_time(self, route: str, params: dict[str, str]) -> None:
+        """Storage that does not answer: 503 with Retry-After within storage_timeout + 3 s."""
+        repository = StallingRepository()
+        hooked: list[Any] = []
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT, on_event=hooked.append)
+        headers, body = signed(LOCAL + route, params)
+        started = time.monotonic()
+        status, reply_headers, data = call(app, path=route, body=body, headers=headers)
+        elapsed = time.monotonic() - started
+        repository.release()
+        assert (status, reply_headers["retry-after"]) == ("503 Service Unavailable", "5")
+        assert data == b"storage unavailable, try again\n"
+        assert elapsed < STORAGE_TIMEOUT + SLACK
+        assert hooked == []
+
+    def test_the_late_call_finishes_and_later_requests_work(self) -> None:
+        """The late call goes on in the app's pool; once storage answers, requests are 204."""
+        repository = StallingRepository()
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT)
+        headers, body = signed(LOCAL + "/message-status", message_params(SM, "sent"))
+        assert call(app, body=body, headers=headers)[0].startswith("503")
+        repository.release()
+        assert repository.finished.wait(MAX_STALL)
+        assert repository.find_by_sid(SM) is not None  # stored late; Twilio's retry is a repeat
+        other = sid("SM", 77)
+        headers, body = signed(LOCAL + "/message-status", message_params(other, "delivered"))
+        assert call(app, body=body, headers=headers)[0] == "204 No Content"
+        record = repository.find_by_sid(other)
+        assert record is not None
+        assert record.status == "delivered"
+
+    def test_the_deadline_starts_with_the_storage_work(self) -> None:
+        """A slow hook before the store does not count: the deadline starts with storage."""
+        repository = StallingRepository()
+        repository.release()
+
+        def resolver(number: str) -> str:
+            time.sleep(2 * STORAGE_TIMEOUT)
+            return "prospect-slow"
+
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT, prospect_resolver=resolver)
+        headers, body = signed(LOCAL + "/inbound", inbound_params(SM))
+        assert call(app, path="/inbound", body=body, headers=headers)[0] == "200 OK"
+        record = repository.find_by_sid(SM)
+        assert record is not None
+        assert record.prospect_id == "prospect-slow"
+
+    def test_a_blocking_repository_runs_in_the_apps_pool(self) -> None:
+        """The store runs in the app's storage pool; hooks in the server's own thread."""
+        repository = _ThreadRecording(blocking=True)
+        hook_threads: list[str] = []
+        app = app_for(
+            repository, on_event=lambda e: hook_threads.append(threading.current_thread().name)
+        )
+        for n in range(3):
+            headers, body = signed(LOCAL + "/message-status", message_params(sid("SM", n), "sent"))
+            assert call(app, body=body, headers=headers)[0] == "204 No Content"
+        assert len(repository.threads) == 3
+        assert all(name.startswith("servio-webhook-storage") for name in repository.threads)
+        assert hook_threads == [threading.current_thread().name] * 3
+
+    def test_a_repository_that_is_not_blocking_runs_inline(self) -> None:
+        """blocking=False: the store runs in the server's thread, unbounded by storage_timeout."""
+        repository = _ThreadRecording(blocking=False, delay=3 * STORAGE_TIMEOUT)
+        app = app_for(repository, storage_timeout=STORAGE_TIMEOUT)
+        headers, body = signed(LOCAL + "/message-status", message_params(SM, "sent"))
+        assert call(app, body=body, headers=headers)[0] == "204 No Content"
+        assert repository.threads == [threading.current_thread().name]
+
+
 class TestMountWsgi:
     def test_dispatches_by_prefix(self) -> None:
         """Under the prefix the webhook app answers; elsewhere the host does."""
@@ -271,3 +369,26 @@ class TestUnderRealServers:
         record = repository.find_by_sid(SM)
         assert record is not None
         assert record.status == "delivered"
+
+    @pytest.mark.parametrize("server", ["wsgiref", "werkzeug"])
+    def test_stalled_storage_503_then_204(
+        self, wsgi_server: Callable[..., str], server: str
+    ) -> None:
+        """Under wsgiref and werkzeug: stalled storage answers 503 in time, then 204."""
+        repository = StallingRepository()
+        base = wsgi_server(app_for(repository, storage_timeout=STORAGE_TIMEOUT), server=server)
+        headers, body = signed(base + "/message-status", message_params(SM, "sent"))
+        other = sid("SM", 78)
+        later_headers, later_body = signed(
+            base + "/message-status", message_params(other, "delivered")
+        )
+        with httpx.Client(base_url=base, timeout=MAX_STALL) as client:
+            started = time.monotonic()
+            reply = client.post("/message-status", content=body, headers=headers)
+            elapsed = time.monotonic() - started
+            repository.release()
+            assert (reply.status_code, reply.headers["retry-after"]) == (503, "5")
+            assert elapsed < STORAGE_TIMEOUT + SLACK
+            later = client.post("/message-status", content=later_body, headers=later_headers)
+            assert later.status_code == 204
+        assert repository.find_by_sid(other) is not None

@@ -4,7 +4,9 @@ A thin adapter over `servio_twilio.webhooks.core`: it reads the request (body ac
 ``more_body`` messages, never past ``max_body_bytes``), lets the core judge it,
 and sends the answer. Work the core asks for runs inline, except that async
 hooks are awaited and, when the repository is ``blocking``, the repository and
-plain hooks run in a worker thread. With no hooks and a repository that is not
+plain hooks run in a worker thread; a request's repository steps get
+``storage_timeout`` seconds in all, after which the app answers 503 and leaves
+the late call to its thread. With no hooks and a repository that is not
 ``blocking``, the core answers directly (`WebhookCore.respond`).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -21,11 +23,12 @@ from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.webhooks.core import (
     ROUTES,
-    Step,
+    WebhookCore,
     WebhookRequest,
     WebhookResponse,
     build_core,
     check_prefix,
+    outcome,
 )
 from servio_twilio.webhooks.events import AsyncInboundHook, AsyncProspectResolver, EventHook
 from servio_twilio.webhooks.http import HEADERS, declared_length
@@ -58,6 +61,7 @@ def make_asgi_app(
     on_inbound: AsyncInboundHook | None = None,
     prospect_resolver: AsyncProspectResolver | None = None,
     max_body_bytes: int = 65536,
+    storage_timeout: float = 10.0,
 ) -> ASGIApp:
     """An ASGI app receiving Twilio's callbacks into ``repository``.
 
@@ -74,9 +78,16 @@ def make_asgi_app(
     The app answers ``lifespan`` startup and shutdown, closes websocket
     connections, and raises `ConfigurationError` for any other scope type.
 
+    A ``blocking`` repository runs in a worker thread: when a request's
+    repository calls have not finished ``storage_timeout`` seconds after the
+    first began, the app answers 503 with ``Retry-After`` (Twilio waits 15 s
+    for an answer, then retries) and leaves the late call to finish in its
+    thread. A repository that is not ``blocking`` runs inline, unbounded.
+
     Raises:
         ConfigurationError: for settings that cannot work (no settings and no
-            verifier, a bad ``public_base_url``, a hook that is not callable...).
+            verifier, a bad ``public_base_url``, a hook that is not callable,
+            a ``storage_timeout`` that is not a positive number...).
 
     New in 0.1.0.
     """
@@ -91,6 +102,7 @@ def make_asgi_app(
         prospect_resolver=prospect_resolver,
         max_body_bytes=max_body_bytes,
         allow_async_hooks=True,
+        storage_timeout=storage_timeout,
     )
     limit = core.max_body_bytes
 
@@ -136,7 +148,7 @@ def make_asgi_app(
         if core.inline:
             response = core.respond(request)
         else:
-            response = await _drive(core.handle(request), blocking=core.blocking)
+            response = await _drive(core, request)
         await send(_start_message(response))
         await send({"type": "http.response.body", "body": response.body})
 
@@ -183,9 +195,17 @@ async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[byte
         message = await receive()
 
 
-async def _drive(
-    steps: Generator[Step, Any, WebhookResponse], *, blocking: bool
-) -> WebhookResponse:
+async def _drive(core: WebhookCore, request: WebhookRequest) -> WebhookResponse:
+    """Run ``core.handle(request)``: async hooks awaited, blocking work in a thread.
+
+    The repository steps of a ``blocking`` repository share one deadline,
+    ``core.storage_timeout`` seconds from the start of the first: past it the
+    answer is `WebhookCore.storage_timed_out`'s 503.
+    """
+    steps = core.handle(request)
+    blocking = core.blocking
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
     value: Any = None
     error: Exception | None = None
     while True:
@@ -195,6 +215,16 @@ async def _drive(
             response: WebhookResponse = stop.value
             return response
         value, error = None, None
+        if blocking and not step.is_hook:
+            if deadline is None:
+                deadline = loop.time() + core.storage_timeout
+            try:
+                value, error = await asyncio.wait_for(
+                    asyncio.to_thread(outcome, step.call), deadline - loop.time()
+                )
+            except TimeoutError:
+                return core.storage_timed_out(steps, request)
+            continue
         try:
             if step.is_async:
                 value = await step.call()

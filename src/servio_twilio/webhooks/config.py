@@ -8,6 +8,7 @@ it builds the core; the ASGI and WSGI apps check their ``prefix`` with
 from __future__ import annotations
 
 import inspect
+import math
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_public_base_url",
     "check_repository",
     "check_settings",
+    "check_storage_timeout",
     "check_trust_forwarded",
     "check_verifier",
     "is_async",
@@ -121,6 +123,15 @@ def check_body_limit(max_body_bytes: object) -> int:
     if max_body_bytes < 1:
         raise ConfigurationError(f"max_body_bytes must be positive, not {max_body_bytes}")
     return max_body_bytes
+
+
+def check_storage_timeout(storage_timeout: object) -> float:
+    """``storage_timeout`` as a float; `ConfigurationError` unless a positive finite number."""
+    if isinstance(storage_timeout, bool) or not isinstance(storage_timeout, int | float):
+        raise ConfigurationError("storage_timeout must be a number of seconds")
+    if not (math.isfinite(storage_timeout) and storage_timeout > 0):
+        raise ConfigurationError(f"storage_timeout must be positive seconds, not {storage_timeout}")
+    return float(storage_timeout)
 
 
 def check_prefix(prefix: object) -> str:

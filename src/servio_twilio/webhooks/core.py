@@ -9,13 +9,16 @@ stored status callback answers 204; ``/inbound`` answers 200 ``text/xml``.
 
 It is written sans-I/O: ``handle`` is a generator that yields each piece of
 work it needs done (a repository call, a user hook) as a `Step` and receives
-its result. The WSGI app runs every step inline (`WebhookCore.respond`); the
-ASGI app awaits async hooks and runs the rest in a worker thread when the
-repository is ``blocking``. With no hooks, the only work is the store itself:
-``respond`` then calls it directly, and an ASGI app whose repository is not
-``blocking`` does the same (`WebhookCore.inline`). Judging is pure: nothing is
-written before the signature verifies, and the typed event is built only for
-a hook.
+its result. The WSGI app runs hooks inline and, when the repository is
+``blocking``, the repository steps in a thread pool of its own; the ASGI app
+awaits async hooks and runs the rest in a worker thread when the repository
+is ``blocking``. Either app waits at most ``storage_timeout`` seconds for a
+request's repository steps, from the start of the first, and then answers
+503 (`WebhookCore.storage_timed_out`), leaving the late call to finish in its
+thread. With no hooks and a repository that is not ``blocking``, the only
+work is the store itself: ``respond`` then calls it directly
+(`WebhookCore.inline`). Judging is pure: nothing is written before the
+signature verifies, and the typed event is built only for a hook.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from servio_twilio.webhooks.config import (
     check_public_base_url,
     check_repository,
     check_settings,
+    check_storage_timeout,
     check_trust_forwarded,
     check_verifier,
     is_async,
@@ -82,7 +86,9 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "build_core",
+    "call_inline",
     "check_prefix",
+    "outcome",
     "run_sync",
 ]
 
@@ -147,6 +153,7 @@ class WebhookCore:
         on_inbound: AsyncInboundHook | None,
         prospect_resolver: AsyncProspectResolver | None,
         max_body_bytes: int,
+        storage_timeout: float = 10.0,
     ) -> None:
         self._verify: Callable[..., None] = verifier.verify
         self.repository = repository
@@ -160,6 +167,8 @@ class WebhookCore:
         self._on_inbound_async = is_async(on_inbound)
         self._resolver_async = is_async(prospect_resolver)
         self.max_body_bytes = max_body_bytes
+        self.storage_timeout = storage_timeout
+        """The seconds a request's repository steps may take in all, when ``blocking``."""
         self._hookless = on_event is None and on_inbound is None and prospect_resolver is None
         self.inline = self._hookless and not self.blocking
         """True when `respond` may run in an event loop: no hooks, a non-blocking repository."""
@@ -229,6 +238,22 @@ class WebhookCore:
             return plain(400, f"{exc}\n")
         token = request.headers.get("i-twilio-idempotency-token") or None
         return Callback(route, kind, fields, _cid(request.query), params, token)
+
+    def storage_timed_out(
+        self, steps: Generator[Step, Any, WebhookResponse], request: WebhookRequest
+    ) -> WebhookResponse:
+        """The answer when ``request``'s repository steps outlast ``storage_timeout``: 503.
+
+        Closes ``steps`` (no hook runs); the late call is left to finish in its
+        thread, and Twilio retries the callback.
+        """
+        steps.close()
+        log.error(
+            "storage did not answer a %s callback within storage_timeout=%g s; answering 503",
+            request.route,
+            self.storage_timeout,
+        )
+        return _UNAVAILABLE
 
     def _verified(self, request: WebhookRequest, params: Params) -> bool:
         url = self.verified_url(request)
@@ -379,20 +404,34 @@ def run_sync(steps: Generator[Step, Any, WebhookResponse]) -> WebhookResponse:
         except StopIteration as stop:
             response: WebhookResponse = stop.value
             return response
-        value, error = None, None
-        try:
-            value = step.call()
-        except Exception as exc:
-            error = exc
-            continue
-        if inspect.isawaitable(value):
-            close = getattr(value, "close", None)
-            if close is not None:
-                close()
-            value = None
-            error = TypeError(
-                "a hook of a WSGI app returned an awaitable: make it a plain function"
-            )
+        value, error = outcome(call_inline, step)
+
+
+def call_inline(step: Step) -> Any:
+    """``step.call()`` in this thread; an awaitable a hook returns is closed and refused.
+
+    Raises:
+        TypeError: the step returned an awaitable (a WSGI app's hooks are plain).
+    """
+    value = step.call()
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()
+        raise TypeError("a hook of a WSGI app returned an awaitable: make it a plain function")
+    return value
+
+
+def outcome(call: Callable[..., Any], *args: Any) -> tuple[Any, Exception | None]:
+    """``(call(*args), None)``, or ``(None, error)`` when ``call`` raised ``error``.
+
+    What a step gave, to send back into the core, kept apart from the
+    timeouts of whoever waited for it.
+    """
+    try:
+        return call(*args), None
+    except Exception as exc:
+        return None, exc
 
 
 def build_core(
@@ -407,6 +446,7 @@ def build_core(
     prospect_resolver: AsyncProspectResolver | None,
     max_body_bytes: int,
     allow_async_hooks: bool,
+    storage_timeout: float = 10.0,
 ) -> WebhookCore:
     """Check the apps' keywords and build the core.
 
@@ -433,4 +473,5 @@ def build_core(
         on_inbound=on_inbound,
         prospect_resolver=prospect_resolver,
         max_body_bytes=check_body_limit(max_body_bytes),
+        storage_timeout=check_storage_timeout(storage_timeout),
     )

@@ -2,19 +2,34 @@
 
 A thin adapter over `servio_twilio.webhooks.core`: it reads the request (never more
 than ``CONTENT_LENGTH`` nor past ``max_body_bytes``), lets the core judge it
-and answers. Hooks and the repository run inline, in the server's thread.
+and answers. Hooks run inline, in the server's thread; so does a repository
+that is not ``blocking``. A ``blocking`` one runs in a small thread pool the
+app owns, so that the server's thread waits for a request's repository steps
+at most ``storage_timeout`` seconds in all, then answers 503 and leaves the
+late call to finish in the pool.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.storage.repository import CommunicationRepository
-from servio_twilio.webhooks.core import ROUTES, WebhookRequest, build_core, check_prefix
+from servio_twilio.webhooks.core import (
+    ROUTES,
+    WebhookCore,
+    WebhookRequest,
+    WebhookResponse,
+    build_core,
+    call_inline,
+    check_prefix,
+    outcome,
+)
 from servio_twilio.webhooks.events import EventHook, InboundHook, ProspectResolver
 from servio_twilio.webhooks.http import HEADERS, declared_length
 
@@ -30,6 +45,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _CHUNK = 65536
+_STORAGE_WORKERS = 8  # threads of the app's pool for a blocking repository, started as needed
 # The environ keys of the headers the core reads (``Content-Type`` has its own key).
 _ENVIRON_HEADERS = tuple(
     ("HTTP_" + name.upper().replace("-", "_"), name)
@@ -49,6 +65,7 @@ def make_wsgi_app(
     on_inbound: InboundHook | None = None,
     prospect_resolver: ProspectResolver | None = None,
     max_body_bytes: int = 65536,
+    storage_timeout: float = 10.0,
 ) -> WSGIApp:
     """A WSGI app receiving Twilio's callbacks into ``repository``.
 
@@ -59,8 +76,15 @@ def make_wsgi_app(
     ``SCRIPT_NAME`` + ``PATH_INFO`` re-quoted, which loses the original
     percent-encoding (``wsgiref``).
 
+    A ``blocking`` repository runs in a small thread pool the app owns (at
+    most 8 threads, started as needed): when a request's repository calls
+    have not finished ``storage_timeout`` seconds after the first began, the
+    server's thread answers 503 with ``Retry-After`` and the late call is left
+    to finish in the pool. A repository that is not ``blocking`` runs inline.
+
     Raises:
-        ConfigurationError: for settings that cannot work, or an async hook.
+        ConfigurationError: for settings that cannot work, an async hook, or a
+            ``storage_timeout`` that is not a positive number.
 
     New in 0.1.0.
     """
@@ -75,8 +99,12 @@ def make_wsgi_app(
         prospect_resolver=prospect_resolver,
         max_body_bytes=max_body_bytes,
         allow_async_hooks=False,
+        storage_timeout=storage_timeout,
     )
     limit = core.max_body_bytes
+    pool = None
+    if core.blocking:
+        pool = ThreadPoolExecutor(_STORAGE_WORKERS, thread_name_prefix="servio-webhook-storage")
 
     def twilio_webhook_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         route = environ.get("PATH_INFO") or ""
@@ -99,7 +127,7 @@ def make_wsgi_app(
             body=body,
             body_complete=complete,
         )
-        response = core.respond(request)
+        response = core.respond(request) if pool is None else _drive(core, request, pool)
         reply_headers = list(response.headers)
         if response.status != 204:
             reply_headers.append(("content-length", str(len(response.body))))
@@ -107,6 +135,36 @@ def make_wsgi_app(
         return [response.body]
 
     return twilio_webhook_app
+
+
+def _drive(core: WebhookCore, request: WebhookRequest, pool: ThreadPoolExecutor) -> WebhookResponse:
+    """Run ``core.handle(request)``: hooks inline, the repository steps in ``pool``.
+
+    The repository steps share one deadline, ``core.storage_timeout`` seconds
+    from the start of the first: past it the answer is
+    `WebhookCore.storage_timed_out`'s 503, and a step still queued never starts.
+    """
+    steps = core.handle(request)
+    deadline: float | None = None
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            response: WebhookResponse = stop.value
+            return response
+        if step.is_hook:
+            value, error = outcome(call_inline, step)
+            continue
+        if deadline is None:
+            deadline = time.monotonic() + core.storage_timeout
+        future = pool.submit(outcome, step.call)
+        done, _ = wait([future], timeout=max(deadline - time.monotonic(), 0.0))
+        if not done:
+            future.cancel()
+            return core.storage_timed_out(steps, request)
+        value, error = future.result()
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> tuple[bytes, bool]:

@@ -35,6 +35,9 @@ _STORAGE_ERRORS: Final = (
 )
 
 
+# Where an error that gave up retrying keeps the last error it saw.
+_WRAPPED_ATTRIBUTES: Final = ("cause", "last_exc", "last_exception")
+
 _TRANSIENT_WRITE_ERRORS: Final = (
     api_exceptions.ServiceUnavailable,
     api_exceptions.ResourceExhausted,
@@ -78,7 +81,21 @@ def _call_options(timeout: float | None, transient: tuple[type[Exception], ...])
 
 
 def detail(exc: BaseException) -> str:
-    """What failed, without anything a credential could hide in."""
+    """What failed, without anything a credential could hide in.
+
+    A ``RetryError`` (the client gave up retrying) is named by the error it
+    gave up on, when that is a storage error: ``ServiceUnavailable: DNS
+    resolution failed ... (Timeout of 5.0s exceeded)``, not only ``RetryError:
+    Timeout of 5.0s exceeded``. Any other error it wraps is named by its type.
+    """
+    if isinstance(exc, api_exceptions.RetryError):
+        inner = storage_cause(exc)
+        if inner is not None and inner is not exc:
+            note = f" ({exc.message})"
+            return _cut(detail(inner), _MAX_DETAIL - len(note)) + note
+        wrapped = _wrapped(exc)
+        note = "" if wrapped is None else f" (last error: {type(wrapped).__name__})"
+        return _cut(f"{type(exc).__name__}: {exc.message}", _MAX_DETAIL - len(note)) + note
     if isinstance(exc, api_exceptions.GoogleAPIError):
         message = getattr(exc, "message", None) or str(exc)
         text = f"{type(exc).__name__}: {message}"
@@ -87,19 +104,43 @@ def detail(exc: BaseException) -> str:
         text = f"gRPC error {code.name if code is not None else type(exc).__name__}"
     else:
         text = type(exc).__name__
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+    return _cut(text, _MAX_DETAIL)
+
+
+def _cut(text: str, size: int) -> str:
+    """``text``, cut to at most ``size`` characters ending in ``...``."""
+    return text if len(text) <= size else text[: max(size - 3, 0)] + "..."
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The error ``exc`` says it gave up on (a ``RetryError``'s ``cause``, a ``last_exc``)."""
+    for name in _WRAPPED_ATTRIBUTES:
+        inner = getattr(exc, name, None)
+        if isinstance(inner, BaseException) and inner is not exc:
+            return inner
+    return None
 
 
 def storage_cause(exc: BaseException) -> BaseException | None:
-    """The first Firestore, gRPC or auth error behind ``exc``, if any."""
+    """The first Firestore, gRPC or auth error behind ``exc``, if any.
+
+    The chain is ``__cause__`` / ``__context__``; a ``RetryError`` is looked
+    through to the error it gave up on (its ``cause``, or a ``last_exc``-style
+    attribute), which is returned when it is a storage error itself.
+    """
     seen: set[int] = set()
+    retried: BaseException | None = None
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, _STORAGE_ERRORS):
-            return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+        if isinstance(current, _STORAGE_ERRORS) and not isinstance(
+            current, api_exceptions.RetryError
+        ):
+            return current
+        if isinstance(current, api_exceptions.RetryError) and retried is None:
+            retried = current
+        current = _wrapped(current) or current.__cause__ or current.__context__
+    return retried
 
 
 @contextlib.contextmanager

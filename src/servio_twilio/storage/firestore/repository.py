@@ -19,7 +19,10 @@ google.auth.exceptions.GoogleAuthError    -> RepositoryError
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Final
 
@@ -44,6 +47,7 @@ from servio_twilio.storage.repository import (
 )
 
 try:
+    from google.api_core import exceptions as api_exceptions
     from google.cloud import firestore
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -71,6 +75,18 @@ MAX_BATCH_WRITES: Final = 500
 EVENTS_SUBCOLLECTION: Final = "events"
 """The subcollection of a record that keeps its callbacks."""
 _MAX_ID_BYTES: Final = 1500
+_MAX_ATTEMPTS: Final = 5  # a transaction's commits Firestore may abort, as the client's runner
+
+_log = logging.getLogger("servio_twilio.firestore")
+
+# The repository running a transaction in this thread (or task) and when its time runs out.
+_DEADLINE: ContextVar[tuple[object, float | None]] = ContextVar(
+    "servio_twilio_firestore_deadline", default=(None, None)
+)
+
+
+class _OutOfTime(RepositoryError):
+    """A transaction's time ran out before its next call: `_transact` names the operation."""
 
 
 def _valid_id(communication_id: object) -> bool:
@@ -96,8 +112,9 @@ class FirestoreRepository:
     """A `CommunicationRepository` over a Firestore collection.
 
     ``client`` is a ``google.cloud.firestore.Client``; ``collection`` the
-    collection name; ``timeout`` the seconds each Firestore call may take,
-    retries included (None: the client library's default).
+    collection name; ``timeout`` the seconds each repository call may take,
+    retries and whole transactions included (None: the client library's
+    defaults, which let a transaction wait minutes for a dead host).
 
     `update` runs in a Firestore transaction; `add_many` commits batches of
     at most 500 writes; `append_event` keeps callbacks in the record's
@@ -415,24 +432,127 @@ class FirestoreRepository:
         return communication
 
     def _reading(self) -> dict[str, Any]:
-        return read_options(self._timeout)
+        return read_options(self._time_left())
 
     def _writing(self) -> dict[str, Any]:
-        return write_options(self._timeout)
+        return write_options(self._time_left())
+
+    def _time_left(self) -> float | None:
+        """The seconds the next Firestore call may take: inside `_transact`, what is left.
+
+        Raises `_OutOfTime` inside a transaction whose time has run out.
+        """
+        owner, deadline = _DEADLINE.get()
+        if owner is not self or deadline is None:
+            return self._timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime(f"the timeout of {self._timeout:g} s ran out")
+        return left
 
     def _transact(self, operation: str, body: Callable[[Any], Any]) -> Any:
-        """Run ``body(transaction)`` in a Firestore transaction, retried on contention."""
-        with translated(operation):
+        """Run ``body(transaction)`` in a Firestore transaction, retried on contention.
+
+        The whole transaction ends within the repository's ``timeout``: its
+        begin, the body's reads, its commit and rollback each get what is left
+        of it (the client library's own runner, ``firestore.transactional``,
+        gives begin, commit and rollback its default policy: up to a minute
+        each against a dead host). A commit Firestore aborts (contention)
+        begins again, at most `_MAX_ATTEMPTS` times in all, while time is left.
+        """
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        scope = _DEADLINE.set((self, deadline))
+        try:
+            with translated(operation):
+                return self._attempts(operation, body)
+        except _OutOfTime as exc:
+            cause = storage_cause(exc)
+            what = f"{exc}" if cause is None else f"{exc}; last error: {detail(cause)}"
+            _log.warning("Firestore %s failed: %s", operation, what)
+            raise RepositoryError(f"Firestore {operation} failed: {what}") from cause
+        finally:
+            _DEADLINE.reset(scope)
+
+    def _attempts(self, operation: str, body: Callable[[Any], Any]) -> Any:
+        """`_transact`'s loop: begin, ``body``, commit; again while commits abort."""
+        client = self._client
+        api = client._firestore_api
+        transaction = client.transaction()
+        retry_id: bytes | None = None
+        aborted: BaseException | None = None
+        attempts = 0
+        while attempts < _MAX_ATTEMPTS:
             try:
-                return firestore.transactional(body)(self._client.transaction())
-            except ValueError as exc:
-                # The client raises ValueError when it gives up after max_attempts
-                # aborts, or when it cannot roll back after a failed begin: the
-                # storage error is then its cause or context.
-                cause = storage_cause(exc)
-                if cause is None:
+                options = self._reading()
+            except _OutOfTime:
+                if aborted is None:
                     raise
-                raise RepositoryError(f"Firestore {operation} failed: {detail(cause)}") from cause
+                break
+            attempts += 1
+            transaction._clean_up()
+            begun = api.begin_transaction(
+                request={
+                    "database": client._database_string,
+                    "options": transaction._options_protobuf(retry_id),
+                },
+                metadata=client._rpc_metadata,
+                **options,
+            )
+            transaction._id = begun.transaction
+            retry_id = retry_id or begun.transaction
+            try:
+                result = body(transaction)
+            except BaseException:
+                self._roll_back(transaction)
+                raise
+            try:
+                api.commit(
+                    request={
+                        "database": client._database_string,
+                        "writes": transaction._write_pbs,
+                        "transaction": transaction._id,
+                    },
+                    metadata=client._rpc_metadata,
+                    **self._writing(),
+                )
+            except api_exceptions.Aborted as exc:  # contention: Firestore ended it
+                aborted = exc
+                transaction._clean_up()
+                continue
+            except BaseException:
+                self._roll_back(transaction)
+                raise
+            transaction._clean_up()
+            return result
+        assert aborted is not None
+        what = f"{detail(aborted)} (aborted {attempts} times)"
+        _log.warning("Firestore %s failed: %s", operation, what)
+        raise RepositoryError(f"Firestore {operation} failed: {what}") from aborted
+
+    def _roll_back(self, transaction: Any) -> None:
+        """Roll back a transaction in progress, in the time left; a failure is only logged.
+
+        With no time left the rollback is skipped: Firestore ends an idle
+        transaction by itself.
+        """
+        if not transaction.in_progress:
+            return
+        try:
+            options = self._writing()
+        except _OutOfTime:
+            transaction._clean_up()
+            return
+        client = self._client
+        try:
+            client._firestore_api.rollback(
+                request={"database": client._database_string, "transaction": transaction._id},
+                metadata=client._rpc_metadata,
+                **options,
+            )
+        except Exception as exc:  # the error that made us roll back is the one to raise
+            _log.debug("Firestore rollback failed: %s", detail(exc))
+        finally:
+            transaction._clean_up()
 
     def _read(self, snapshot: Any, data: Mapping[str, Any]) -> Communication:
         """The record in ``snapshot``, whose ``to_dict()`` (a deep copy) is ``data``."""
