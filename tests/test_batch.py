@@ -782,3 +782,15 @@ class TestBatchesPage:
         for block in blocks:
             exec(compile(block, str(path), "exec"), namespace)
         assert namespace["report"].total == 3
+
+
+class TestSendBatchPool:
+    def test_the_http_pool_grows_to_the_workers(
+        self, kit: _Kit, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A batch asks the HTTP client for one kept connection per worker."""
+        asked: list[int] = []
+        monkeypatch.setattr(kit.client._path.rest, "ensure_pool", asked.append)
+        kit.client.send_batch(_sms(30), max_concurrency=25)
+        kit.client.send_batch(_sms(3), max_concurrency=25)
+        assert asked == [25, 3]

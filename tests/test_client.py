@@ -869,7 +869,7 @@ class TestHealth:
         }
         number_request = kit.fake.requests[-1]
         assert number_request.path.endswith("/IncomingPhoneNumbers.json")
-        assert number_request.params["PhoneNumber"] == PHONE
+        assert "PhoneNumber" not in number_request.params  # listed unfiltered, compared here
 
     def test_suspended_account_and_unowned_number(self) -> None:
         """A suspended account and a number the account lacks fail their checks."""
@@ -1039,22 +1039,28 @@ class TestOverTwilioHttpClient:
     def test_twilio_request_log_masks_numbers(
         self, mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """twilio's own request log (INFO) shows health()'s number filter masked, not whole."""
+        """twilio's own request log (INFO) shows health()'s number filter masked, not whole.
+
+        The filter is only sent for an account with more numbers than health()
+        lists: here every page of the unfiltered list has a next one.
+        """
         base = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+        numbers = f"{base}/IncomingPhoneNumbers.json"
         mocked.get(f"{base}.json", json={"sid": ACCOUNT, "status": "active"})
-        mocked.get(
-            f"{base}/IncomingPhoneNumbers.json",
-            json={
-                "incoming_phone_numbers": [{"sid": "PN" + "6" * 32, "phone_number": PHONE}],
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": 50,
-            },
-        )
+
+        def page(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+            query = parse_qs(urlsplit(str(request.url)).query)
+            found = query.get("PhoneNumber") == [PHONE]
+            items = [{"sid": "PN" + "6" * 32, "phone_number": PHONE if found else "+15005550001"}]
+            after = f"{urlsplit(numbers).path}?PageSize=1000&Page=9&PageToken=PT9"
+            body = {"incoming_phone_numbers": items, "next_page_uri": None if found else after}
+            return 200, {}, json.dumps(body)
+
+        mocked.add_callback(responses.GET, numbers, callback=page)
         with caplog.at_level(logging.INFO, logger="twilio.http_client"):
             report = _real().health()
         assert report.healthy, report.checks
-        assert "IncomingPhoneNumbers" in caplog.text  # twilio did log the request
+        assert "PhoneNumber" in caplog.text  # twilio did log the filtered request
         assert PHONE not in caplog.text
         assert PHONE.replace("+", "%2B") not in caplog.text
         assert "+15005***006" in caplog.text

@@ -142,6 +142,25 @@ class TestFakeTwilioAnswers:
         )
         assert found["incoming_phone_numbers"][0]["phone_number"] == "+15005550006"
 
+    def test_unfiltered_list_by_default_holds_twilios_test_number(self) -> None:
+        """FakeTwilio() lists Twilio's test number +15005550006 when no PhoneNumber is given."""
+        url = BASE + "/IncomingPhoneNumbers.json"
+        listed = _json(FakeTwilio().request("GET", url, auth=AUTH))
+        assert [n["phone_number"] for n in listed["incoming_phone_numbers"]] == ["+15005550006"]
+        assert listed["next_page_uri"] is None
+
+    def test_incoming_numbers_are_paged(self) -> None:
+        """PageSize pages the owned numbers; each next_page_uri leads to the next, the last None."""
+        owned = [f"+1500555000{i}" for i in range(5)]
+        client = Client(ACCOUNT, "token", http_client=(fake := FakeTwilio(owned_numbers=owned)))
+        page = client.incoming_phone_numbers.page(page_size=2)
+        seen: list[list[str]] = []
+        while page is not None:
+            seen.append([n.phone_number for n in page])
+            page = page.next_page()
+        assert seen == [owned[0:2], owned[2:4], owned[4:]]
+        assert [r.params.get("Page") for r in fake.requests] == [None, "1", "2"]
+
     @pytest.mark.parametrize(
         ("method", "url", "status"),
         [

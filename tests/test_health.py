@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 import pytest
 
 from servio_twilio.domain.errors import RepositoryError
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.sending.health import check_health, mask_sid
+from servio_twilio.sending import health
+from servio_twilio.sending.health import NUMBER_PAGE_SIZE, NUMBER_PAGES, check_health, mask_sid
 from servio_twilio.sending.results import HealthReport
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
@@ -58,6 +60,10 @@ def _health(
     return check_health(
         settings or _settings(), InMemoryRepository() if repository is None else repository, rest
     )
+
+
+def _bare_digits(number: str) -> str:
+    return number.lstrip("+")
 
 
 def _checks(report: HealthReport) -> dict[str, tuple[bool, str]]:
@@ -151,12 +157,52 @@ class TestCheckHealth:
             "not among the account's incoming numbers",
         )
 
-    def test_number_lookup_asks_for_the_number(self) -> None:
-        """The number check lists IncomingPhoneNumbers filtered on the configured number."""
-        fake = FakeTwilio()
-        _health(fake=fake)
+    def test_number_stays_out_of_the_requests(self) -> None:
+        """The number check lists the account's numbers unfiltered: the number is in no URL."""
+        fake = FakeTwilio(owned_numbers=["+15005550001", PHONE])
+        report = _health(fake=fake)
+        assert _checks(report)["phone_number"][0] is True
         [lookup] = [r for r in fake.requests if r.path.endswith("/IncomingPhoneNumbers.json")]
-        assert lookup.params["PhoneNumber"] == PHONE
+        assert lookup.params == {"PageSize": NUMBER_PAGE_SIZE}
+        for request in fake.requests:
+            wire = f"{request.url}?{urlencode(request.params)}"  # as requests would send it
+            assert PHONE not in unquote(wire)
+            assert _bare_digits(PHONE) not in wire
+
+    def test_number_found_on_a_later_page(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The number on the last page health() reads is found, the pages followed in order."""
+        monkeypatch.setattr(health, "NUMBER_PAGE_SIZE", 2)
+        others = [f"+1500555000{i}" for i in range(1, 5)]  # sorted before PHONE
+        fake = FakeTwilio(owned_numbers=[*others, PHONE])
+        report = _health(fake=fake)
+        assert _checks(report)["phone_number"] == (True, "one of the account's incoming numbers")
+        pages = [r.params for r in fake.requests if r.path.endswith("IncomingPhoneNumbers.json")]
+        assert [int(p.get("Page", 0)) for p in pages] == [0, 1, 2]
+        assert not any("PhoneNumber" in p for p in pages)
+
+    def test_number_absent_from_a_complete_listing(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A listing that ends without the number fails the check, with no filtered lookup."""
+        monkeypatch.setattr(health, "NUMBER_PAGE_SIZE", 2)
+        fake = FakeTwilio(owned_numbers=[f"+1500555000{i}" for i in range(1, 4)])
+        report = _health(fake=fake)
+        assert _checks(report)["phone_number"][0] is False
+        pages = [r.params for r in fake.requests if r.path.endswith("IncomingPhoneNumbers.json")]
+        assert len(pages) == 2
+        assert not any("PhoneNumber" in p for p in pages)
+
+    @pytest.mark.parametrize("owned", [True, False], ids=["owned", "not-owned"])
+    def test_more_numbers_than_listed_asks_by_number(
+        self, owned: bool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past NUMBER_PAGES pages without the number, Twilio is asked by PhoneNumber, once."""
+        monkeypatch.setattr(health, "NUMBER_PAGE_SIZE", 1)
+        many = [f"+1202555{i:04d}" for i in range(NUMBER_PAGES + 1)]  # sorted before PHONE
+        fake = FakeTwilio(owned_numbers=[*many, PHONE] if owned else many)
+        report = _health(fake=fake)
+        assert _checks(report)["phone_number"][0] is owned
+        pages = [r.params for r in fake.requests if r.path.endswith("IncomingPhoneNumbers.json")]
+        assert len(pages) == NUMBER_PAGES + 1
+        assert [p.get("PhoneNumber") for p in pages] == [None] * NUMBER_PAGES + [PHONE]
 
     def test_number_lookup_fails(self) -> None:
         """When the number lookup cannot be made, the check fails naming the error type."""

@@ -19,7 +19,12 @@ from twilio.http.response import Response
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
-from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient, translate_twilio_error
+from servio_twilio.sending.transport import (
+    DEFAULT_POOL_SIZE,
+    NoAnswer,
+    RetryingHttpClient,
+    translate_twilio_error,
+)
 from servio_twilio.testing import FakeTwilio
 
 URL = "https://api.twilio.com/2010-04-01/Accounts/AC" + "a" * 32 + "/Messages.json"
@@ -238,6 +243,41 @@ class TestRetryingHttpClient:
         client = RetryingHttpClient(timeout=3.0)
         assert isinstance(client.inner, TwilioHttpClient)
         assert client.inner.timeout == 3.0
+
+    def test_default_client_pools_default_pool_size(self) -> None:
+        """The default client's https adapter keeps DEFAULT_POOL_SIZE connections per host."""
+        client = RetryingHttpClient()
+        adapter = client.inner.session.get_adapter("https://api.twilio.com")
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == DEFAULT_POOL_SIZE == 100
+
+    def test_ensure_pool_only_grows(self) -> None:
+        """ensure_pool grows the default pool to the size asked, and never shrinks it."""
+        client = RetryingHttpClient()
+        adapter = client.inner.session.get_adapter("https://api.twilio.com")
+        assert client.ensure_pool(10) == DEFAULT_POOL_SIZE
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == DEFAULT_POOL_SIZE
+        assert client.ensure_pool(250) == 250
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == 250
+        assert client.ensure_pool(120) == 250
+
+    def test_ensure_pool_leaves_a_given_client_alone(self) -> None:
+        """A client passed in is not resized: ensure_pool returns None, its adapter unchanged."""
+        from twilio.http.http_client import TwilioHttpClient
+
+        inner = TwilioHttpClient()
+        before = inner.session.get_adapter("https://api.twilio.com")
+        size = before.poolmanager.connection_pool_kw["maxsize"]
+        client = RetryingHttpClient(inner)
+        assert client.ensure_pool(500) is None
+        assert inner.session.get_adapter("https://api.twilio.com") is before
+        assert before.poolmanager.connection_pool_kw["maxsize"] == size
+        assert RetryingHttpClient(FakeTwilio()).ensure_pool(500) is None
+
+    @pytest.mark.parametrize("size", [0, -1, True, 2.5, "10"])
+    def test_ensure_pool_refuses_nonsense(self, size: Any) -> None:
+        """A size that is not an int >= 1 raises InvalidArgument (a ValueError)."""
+        with pytest.raises(ValueError, match="size must be"):
+            RetryingHttpClient().ensure_pool(size)
 
     @responses.activate
     def test_works_over_twilios_real_http_client(self) -> None:

@@ -158,6 +158,18 @@ class TestClient:
             assert secret not in text
 
 
+class TestEnsurePool:
+    def test_grows_the_default_pool(self) -> None:
+        """ensure_pool reaches the default HTTP client's pool: it grows to the size asked."""
+        rest = TwilioRest(_settings(), RetryingHttpClient())
+        assert rest.ensure_pool(150) == 150
+        assert rest.ensure_pool(20) == 150
+
+    def test_leaves_a_given_client_alone(self) -> None:
+        """With a client passed in (FakeTwilio here), ensure_pool changes nothing: None."""
+        assert TwilioRest(_settings(), RetryingHttpClient(FakeTwilio())).ensure_pool(150) is None
+
+
 class TestCall:
     def test_returns_the_requests_result(self) -> None:
         """call() gives the request the built client and returns what it returns."""

@@ -192,6 +192,7 @@ def _dispatch_all(
     """
     workers = min(max_concurrency, len(ready))
     group_size = max(MERGE_GROUP_MIN, workers)
+    path.rest.ensure_pool(workers)  # one kept connection per worker: no reconnects
     futures: dict[Future[TwilioAnswer | BatchItemResult], tuple[int, PreparedSend]] = {}
     answered: list[tuple[int, PreparedSend, TwilioAnswer]] = []
     collected: set[Future[TwilioAnswer | BatchItemResult]] = set()

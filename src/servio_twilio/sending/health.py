@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.results import HealthCheck, HealthReport
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.repository import CommunicationRepository
 
-__all__ = ["check_health", "mask_sid"]
+__all__ = ["NUMBER_PAGES", "NUMBER_PAGE_SIZE", "check_health", "mask_sid"]
 
 # The client's logger: these records are the client's, wherever the code lives.
 _log = logging.getLogger("servio_twilio.client")
+
+# The number check reads at most this many pages of the account's numbers.
+NUMBER_PAGE_SIZE = 1000
+NUMBER_PAGES = 3
 
 
 def check_health(
@@ -69,19 +74,41 @@ def _check_phone_number(settings: TwilioSettings, rest: TwilioRest) -> HealthChe
             return HealthCheck(name="phone_number", ok=True, detail="not configured")
         return HealthCheck(name="phone_number", ok=False, detail="no sender configured")
     try:
-        owned = rest.call(
-            lambda client: client.incoming_phone_numbers.list(phone_number=number, limit=50)
-        )
+        owned = rest.call(lambda client: _owns(client, number))
     except Exception as exc:
         _log.warning("health: could not list the account's numbers: %s", exc)
         return HealthCheck(name="phone_number", ok=False, detail=_describe(exc))
-    if any(getattr(item, "phone_number", None) == number for item in owned):
+    if owned:
         return HealthCheck(
             name="phone_number", ok=True, detail="one of the account's incoming numbers"
         )
     return HealthCheck(
         name="phone_number", ok=False, detail="not among the account's incoming numbers"
     )
+
+
+def _owns(client: Any, number: str) -> bool:
+    """Whether ``number`` is one of the account's IncomingPhoneNumbers.
+
+    The number stays out of the request URLs (urllib3 logs them at DEBUG): the
+    account's numbers are listed unfiltered, up to `NUMBER_PAGES` pages of
+    `NUMBER_PAGE_SIZE`, and compared here. Only an account with more numbers
+    than that is asked by ``PhoneNumber=`` (the number in the query string).
+    """
+    numbers = client.incoming_phone_numbers
+    page = numbers.page(page_size=NUMBER_PAGE_SIZE)
+    for read in range(1, NUMBER_PAGES + 1):
+        if any(_is(item, number) for item in page):
+            return True
+        if not page.next_page_url:
+            return False
+        if read < NUMBER_PAGES:
+            page = page.next_page()
+    return any(_is(item, number) for item in numbers.list(phone_number=number, limit=50))
+
+
+def _is(item: object, number: str) -> bool:
+    return getattr(item, "phone_number", None) == number
 
 
 def _check_repository(repository: CommunicationRepository) -> HealthCheck:

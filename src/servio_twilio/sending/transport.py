@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import (  # type: ignore[import-untyped]
     TwilioRestException,
     TwilioServiceException,
@@ -57,7 +59,14 @@ from servio_twilio.domain.errors import (
 from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.sending.ratelimit import is_positive_number
 
-__all__ = ["NoAnswer", "RetryingHttpClient", "translate_twilio_error"]
+__all__ = ["DEFAULT_POOL_SIZE", "NoAnswer", "RetryingHttpClient", "translate_twilio_error"]
+
+DEFAULT_POOL_SIZE = 100
+"""Connections per host the default HTTP client keeps (twilio's own: ``min(32, cpu + 4)``)."""
+
+# Host pools the default client keeps (requests' default): Twilio's API is a handful of
+# hosts (api.twilio.com and a few product hosts), far under this.
+_POOL_HOSTS = 10
 
 _log = logging.getLogger("servio_twilio.transport")
 
@@ -94,12 +103,38 @@ class NoAnswer(TwilioAPIError):
     """
 
 
+class _PoolAdapter(HTTPAdapter):
+    """requests' ``HTTPAdapter`` whose connection pool can grow while it is in use."""
+
+    def __init__(self, *, hosts: int, maxsize: int) -> None:
+        super().__init__(pool_connections=hosts, pool_maxsize=maxsize)
+        self.hosts = hosts
+        self.maxsize = maxsize
+
+    def grow(self, maxsize: int) -> None:
+        """Build a pool manager keeping ``maxsize`` connections per host; close the old idle ones.
+
+        Requests under way keep the old manager's connection until they end, and
+        then close it (a closed urllib3 pool takes nothing back). The swap is one
+        attribute assignment, so it is safe while other threads send.
+        """
+        old, old_proxies = self.poolmanager, self.proxy_manager
+        self.init_poolmanager(self.hosts, maxsize)
+        self.maxsize = maxsize
+        self.proxy_manager = {}
+        old.clear()
+        for manager in old_proxies.values():
+            manager.clear()
+
+
 class RetryingHttpClient(HttpClient):  # type: ignore[misc]
     """A ``twilio.http.HttpClient`` that adds a timeout and safe retries to another one.
 
     ``inner`` is the client that does the HTTP (a new
     ``twilio.http.http_client.TwilioHttpClient`` when None, or any
     ``twilio.http.HttpClient``, such as `servio_twilio.testing.FakeTwilio`).
+    The one built when None keeps up to `DEFAULT_POOL_SIZE` connections to each
+    host, and more when `ensure_pool` asks; a given ``inner`` is used as it is.
     ``timeout`` (seconds) applies to every request that does not give its own.
     429 answers and failures to connect are retried up to ``max_retries``
     times, waiting with ``sleep`` for a capped exponential backoff with full
@@ -130,12 +165,15 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]
         _check_positive("max_retry_after", max_retry_after)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgument(f"max_retries must be an int >= 0, got {max_retries!r}")
+        adapter: _PoolAdapter | None = None
         if inner is None:
             from twilio.http.http_client import (  # type: ignore[import-untyped]  # noqa: PLC0415
                 TwilioHttpClient,
             )
 
             inner = TwilioHttpClient(timeout=timeout, logger=_twilio_http_log)
+            adapter = _PoolAdapter(hosts=_POOL_HOSTS, maxsize=DEFAULT_POOL_SIZE)
+            inner.session.mount("https://", adapter)
         elif not isinstance(inner, HttpClient):
             raise TypeError(
                 f"http_client must be a twilio.http.HttpClient, not {type(inner).__name__}"
@@ -143,6 +181,8 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]
         if inner.is_async:
             raise TypeError("http_client must be synchronous (is_async is True)")
         super().__init__(_log, False, timeout)
+        self._adapter = adapter
+        self._pool_lock = threading.Lock()
         self.inner = inner
         self.max_retries = max_retries
         self.backoff_base = float(backoff_base)
@@ -156,6 +196,31 @@ class RetryingHttpClient(HttpClient):  # type: ignore[misc]
             f"<RetryingHttpClient inner={type(self.inner).__name__} timeout={self.timeout:g} "
             f"max_retries={self.max_retries}>"
         )
+
+    def ensure_pool(self, size: int) -> int | None:
+        """Let the default HTTP client keep at least ``size`` connections to each host.
+
+        For callers that run up to ``size`` requests at once (`send_batch` with
+        its ``max_concurrency``): with a smaller pool urllib3 logs "Connection
+        pool is full, discarding connection" and the next requests reconnect.
+        The pool only grows; growing it closes the idle connections of the
+        smaller one (requests under way finish on theirs). Thread-safe.
+
+        Returns the pool size now in effect, or None when ``inner`` was given
+        by the caller (it is left alone).
+
+        Raises:
+            InvalidArgument: (a ``ValueError``) ``size`` is not an int >= 1.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidArgument(f"size must be an int >= 1, got {size!r}")
+        adapter = self._adapter
+        if adapter is None:
+            return None
+        with self._pool_lock:
+            if size > adapter.maxsize:
+                adapter.grow(size)
+            return adapter.maxsize
 
     def request(  # noqa: PLR0917 - twilio's HttpClient.request signature
         self,

@@ -48,6 +48,10 @@ class TwilioRest:
                 self._client = Client(username, password, s.account_sid, http_client=self._http)
             return self._client
 
+    def ensure_pool(self, size: int) -> int | None:
+        """Let the HTTP pool keep ``size`` connections a host (`RetryingHttpClient.ensure_pool`)."""
+        return self._http.ensure_pool(size)
+
     def call(self, request: Callable[[Any], Any]) -> Any:
         """Run one twilio REST call; every failure comes out as our error."""
         try:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 from twilio.http import HttpClient  # type: ignore[import-untyped]
@@ -49,6 +49,9 @@ _ROUTES = {
 _METHODS = {"message": "POST", "call": "POST", "account": "GET", "numbers": "GET"}
 _MAX_BODY = 1600
 _WHATSAPP = "whatsapp:"
+# What an unfiltered IncomingPhoneNumbers list holds when owned_numbers is None:
+# Twilio's magic test number (the valid From of its test credentials).
+_TEST_NUMBER = "+15005550006"
 
 FaultKind = Literal["error", "rate_limited", "server_error", "read_timeout", "connect_error"]
 
@@ -103,6 +106,8 @@ class RecordedRequest:
     ``data`` is the form as Twilio reads it: one value as a string, a
     repeated key as a list of strings. ``username`` is the Basic auth user
     (the account SID or the API key SID); the password is not kept.
+    ``params`` holds the query parameters, given apart or in ``url`` (a next
+    page's URL carries them); ``url`` is as given.
 
     New in 0.1.0.
     """
@@ -121,7 +126,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
     """A ``twilio.http.HttpClient`` that answers like Twilio's 2010 API, offline.
 
     Answers Messages (create), Calls (create), Accounts (fetch) and
-    IncomingPhoneNumbers (list, with the ``PhoneNumber`` filter) with JSON
+    IncomingPhoneNumbers (list, paged, with the ``PhoneNumber`` filter) with JSON
     shaped like Twilio's: unique 34-character SIDs (``SM...``, ``CA...``),
     what was sent echoed back, status ``queued`` (``accepted`` with a
     ``MessagingServiceSid``). Twilio's own validation of required fields is
@@ -131,7 +136,9 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
     ``latency`` seconds are slept inside each request, so concurrency is
     observable in ``peak_in_flight``. ``account_status`` is what the account
     fetch answers; ``owned_numbers`` the account's incoming numbers (None:
-    every number asked for is owned). All state is guarded by a lock.
+    every number asked for by ``PhoneNumber`` is owned, and a list without
+    that filter holds Twilio's test number ``+15005550006``). All state is
+    guarded by a lock.
 
     Raises:
         InvalidArgument: (a ``ValueError``) a negative ``latency``; from
@@ -234,7 +241,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
             method=method.upper(),
             url=url,
             path=urlsplit(url).path,
-            params=dict(params or {}),
+            params={**dict(parse_qsl(urlsplit(url).query)), **(params or {})},
             data=form,
             headers={k: v for k, v in (headers or {}).items() if k.lower() != "authorization"},
             username=auth[0] if auth else None,
@@ -304,29 +311,39 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         }
 
     def _numbers(self, account: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        wanted = params.get("PhoneNumber")
+        raw = params.get("PhoneNumber")
+        wanted = raw if isinstance(raw, str) else ""
         with self._lock:
             owned = None if self.owned_numbers is None else sorted(self.owned_numbers)
-        if owned is None:
-            owned = [wanted] if isinstance(wanted, str) and E164_PATTERN.fullmatch(wanted) else []
-        if isinstance(wanted, str) and wanted:
+        if owned is None and wanted:
+            owned = [wanted] if E164_PATTERN.fullmatch(wanted) else []
+        elif owned is None:
+            owned = [_TEST_NUMBER]
+        if wanted:
             pattern = re.compile(re.escape(wanted).replace(r"\*", "[0-9]"))
             owned = [n for n in owned if pattern.search(n)]
         page_size = int(params.get("PageSize") or 50)
-        items = [_number_resource(account, n) for n in owned[:page_size]]
-        uri = f"{_API}/{account}/IncomingPhoneNumbers.json?" + urlencode(
-            {k: v for k, v in params.items() if k != "Page"}
-        )
+        page = int(params.get("Page") or 0)
+        start = page * page_size
+        items = [_number_resource(account, n) for n in owned[start : start + page_size]]
+        kept = {k: v for k, v in params.items() if k not in {"Page", "PageSize", "PageToken"}}
+
+        def page_uri(number: int) -> str:
+            query = {**kept, "PageSize": page_size, "Page": number}
+            if number:
+                query["PageToken"] = f"PT{number}"
+            return f"{_API}/{account}/IncomingPhoneNumbers.json?" + urlencode(query)
+
         return {
             "incoming_phone_numbers": items,
-            "end": max(len(items) - 1, 0),
-            "first_page_uri": uri,
-            "next_page_uri": None,
-            "page": 0,
+            "end": start + max(len(items) - 1, 0),
+            "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page + 1) if start + page_size < len(owned) else None,
+            "page": page,
             "page_size": page_size,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": uri,
+            "previous_page_uri": page_uri(page - 1) if page else None,
+            "start": start,
+            "uri": page_uri(page),
         }
 
 
