@@ -19,8 +19,8 @@ whatever the scheduling.
 library's default one included: ``https://api.twilio.com`` becomes the
 server's URL and the session trusts its certificate.
 
-A copy of ``tests/support/tls_twilio.py`` (benches do not import ``tests/``):
-change both together.
+``tests/test_http_pool.py`` uses it too (pytest puts ``bench/`` on its
+path); benches never import ``tests/``.
 """
 
 from __future__ import annotations

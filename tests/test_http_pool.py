@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tls_twilio import TWILIO_API, TlsTwilio, redirected_twilio
 from twilio.http.http_client import TwilioHttpClient
 
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.results import OutboundMessage
 from servio_twilio.sending.transport import DEFAULT_POOL_SIZE, RetryingHttpClient
 from support.sending import ACCOUNT, make_settings
-from support.tls_twilio import TWILIO_API, TlsTwilio, redirected_twilio
 
 pytestmark = pytest.mark.server
 
