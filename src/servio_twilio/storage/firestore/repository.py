@@ -235,12 +235,7 @@ class FirestoreRepository:
             snapshot = ref.get(transaction=transaction, **self._reading())
             if not snapshot.exists:
                 raise RecordNotFound(f"no record with id {communication_id!r}")
-            data = snapshot.to_dict() or {}
-            current = self._read(snapshot, data)
-            updated = check_update_result(fn(current), communication_id)
-            if updated != current:
-                transaction.update(ref, _changes(data, updated))
-            return updated
+            return self._apply_fn(transaction, snapshot, fn)
 
         result: Communication = self._transact("update", _apply)
         return result
@@ -264,14 +259,10 @@ class FirestoreRepository:
                 found: dict[str, Communication] = {}
                 snapshots = self._client.get_all(refs, transaction=transaction, **self._reading())
                 for snapshot in snapshots:
-                    if not snapshot.exists:
-                        continue
-                    data = snapshot.to_dict() or {}
-                    current = self._read(snapshot, data)
-                    updated = check_update_result(wanted[snapshot.id](current), snapshot.id)
-                    if updated != current:
-                        transaction.update(snapshot.reference, _changes(data, updated))
-                    found[snapshot.id] = updated
+                    if snapshot.exists:
+                        found[snapshot.id] = self._apply_fn(
+                            transaction, snapshot, wanted[snapshot.id]
+                        )
                 return found
 
             done.update(self._transact("update_many", _apply))
@@ -553,6 +544,17 @@ class FirestoreRepository:
             _log.debug("Firestore rollback failed: %s", detail(exc))
         finally:
             transaction._clean_up()
+
+    def _apply_fn(
+        self, transaction: Any, snapshot: Any, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        """``fn`` applied to the record in ``snapshot``; its changes added to ``transaction``."""
+        data = snapshot.to_dict() or {}
+        current = self._read(snapshot, data)
+        updated = check_update_result(fn(current), snapshot.id)
+        if updated != current:
+            transaction.update(snapshot.reference, _changes(data, updated))
+        return updated
 
     def _read(self, snapshot: Any, data: Mapping[str, Any]) -> Communication:
         """The record in ``snapshot``, whose ``to_dict()`` (a deep copy) is ``data``."""
