@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -86,57 +85,9 @@ OPERATIONS: tuple[tuple[str, str, int], ...] = (
 
 def _counted_client() -> tuple[Any, Any]:
     """A real Firestore client on the emulator and a counter of the RPCs its channel makes."""
-    import grpc  # noqa: PLC0415 - only in the measuring process
-    from google.cloud import firestore  # noqa: PLC0415
+    from rpc_counter import counted_client  # noqa: PLC0415 - only in the measuring process
 
-    class RpcCounter(
-        grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-        grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-        grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
-        grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
-    ):
-        """Every RPC of the channel, by method name (``Commit``, ``RunQuery``...)."""
-
-        def __init__(self) -> None:
-            self._lock = threading.Lock()
-            self.calls: list[str] = []
-
-        def take(self) -> dict[str, int]:
-            """The RPCs since the last take, by method; counting starts again."""
-            with self._lock:
-                found = dict(Counter(self.calls))
-                self.calls.clear()
-            return found
-
-        def _count(self, details: Any) -> None:
-            with self._lock:
-                self.calls.append(str(details.method).rsplit("/", 1)[-1])
-
-        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            self._count(details)
-            return continuation(details, request)
-
-        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-            self._count(details)
-            return continuation(details, request)
-
-        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-            self._count(details)
-            return continuation(details, requests)
-
-        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-            self._count(details)
-            return continuation(details, requests)
-
-    client: Any = firestore.Client(project=PROJECT)
-    counter = RpcCounter()
-    open_channel = client._emulator_channel  # the one seam of the client's own channel
-
-    def channel(transport: Any) -> Any:
-        return grpc.intercept_channel(open_channel(transport), counter)
-
-    client._emulator_channel = channel
-    return client, counter
+    return counted_client(PROJECT)
 
 
 def _status_params(message_sid: str, status: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rpc_counter import RpcCounter, counted_client
 
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.firestore import FirestoreRepository
@@ -23,7 +24,6 @@ from servio_twilio.testing import FakeTwilio
 from servio_twilio.webhooks.verifier import WebhookVerifier
 from servio_twilio.webhooks.wsgi import make_wsgi_app
 from support.firestore_emulator import PROJECT, unique_collection
-from support.rpc_counter import RpcCounter, counted_client
 from support.sending import BASE, TO, make_settings
 from support.twilio_callbacks import TOKEN, inbound_params, message_params, signed
 
@@ -63,9 +63,7 @@ class Kit:
 
     def counted(self) -> dict[str, int]:
         """The RPCs since the last call, by method; the counter starts again."""
-        found = dict(self.counter.by_method())
-        self.counter.reset()
-        return found
+        return self.counter.take()
 
 
 @pytest.fixture

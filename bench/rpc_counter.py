@@ -1,4 +1,8 @@
-"""Counting Firestore RPCs: a gRPC interceptor on the real client's channel."""
+"""Counting Firestore RPCs: a gRPC interceptor on the real client's channel.
+
+`bench/firestore.py` and `tests/test_firestore_round_trips.py` (pytest puts
+``bench/`` on its path) both count with it; benches never import ``tests/``.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,12 @@ class RpcCounter(
         with self._lock:
             return len(self.calls)
 
-    def by_method(self) -> Counter[str]:
-        """The RPCs since the last reset, by method."""
+    def take(self) -> dict[str, int]:
+        """The RPCs since the last reset, by method; counting starts again."""
         with self._lock:
-            return Counter(self.calls)
+            found = dict(Counter(self.calls))
+            self.calls.clear()
+        return found
 
     def _count(self, details: Any) -> None:
         with self._lock:
@@ -60,9 +66,9 @@ class RpcCounter(
 
 def counted_client(project: str) -> tuple[Any, RpcCounter]:
     """A real ``google.cloud.firestore.Client`` on the emulator whose RPCs are counted."""
-    from google.cloud import firestore
+    from google.cloud import firestore  # noqa: PLC0415 - only where RPCs are counted
 
-    client = firestore.Client(project=project)
+    client: Any = firestore.Client(project=project)
     counter = RpcCounter()
     open_channel = client._emulator_channel  # the one seam of the client's own channel
 
