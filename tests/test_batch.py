@@ -605,15 +605,16 @@ class TestSendBatchConcurrency:
     def test_small_batch_uses_few_threads(self) -> None:
         """Two messages with max_concurrency=50 start two workers, not fifty."""
         started: list[str] = []
-        original = batch_module._ask_one
+        kit = _Kit()
+        rest = kit.client._targets["twilio"]
+        original = rest.create
 
         def spy(*args: Any) -> Any:
             started.append(threading.current_thread().name)
             return original(*args)
 
-        kit = _Kit()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(batch_module, "_ask_one", spy)
+            mp.setattr(rest, "create", spy)
             kit.client.send_batch(_sms(2), max_concurrency=50)
         assert len(started) == 2
         assert all(name.startswith("servio-batch") for name in started)
@@ -727,14 +728,15 @@ class TestSendBatchWorkerErrors:
         self, kit: _Kit, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """An unexpected exception in one item: it fails with type and message, others kept."""
-        original = kit.client._path.ask
+        rest = kit.client._targets["twilio"]
+        original = rest.create
 
-        def dispatch(prepared: Any) -> Any:
-            if prepared.record.body == "message 3":
+        def create(kind: str, params: Any) -> Any:
+            if params["body"] == "message 3":
                 raise RuntimeError("boom")
-            return original(prepared)
+            return original(kind, params)
 
-        monkeypatch.setattr(kit.client._path, "ask", dispatch)
+        monkeypatch.setattr(rest, "create", create)
         report = kit.client.send_batch(_sms(8), max_concurrency=4)
         _check_consistent(report, 8)
         assert [i for i, item in enumerate(report.items) if not item.ok] == [3]
@@ -790,7 +792,7 @@ class TestSendBatchPool:
     ) -> None:
         """A batch asks the HTTP client for one kept connection per worker."""
         asked: list[int] = []
-        monkeypatch.setattr(kit.client._path.rest, "ensure_pool", asked.append)
+        monkeypatch.setattr(kit.client._targets["twilio"], "ensure_pool", asked.append)
         kit.client.send_batch(_sms(30), max_concurrency=25)
         kit.client.send_batch(_sms(3), max_concurrency=25)
         assert asked == [25, 3]

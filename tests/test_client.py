@@ -195,7 +195,7 @@ class TestConstruction:
         def send() -> None:
             barrier.wait()
             results.append(kit.client.send_sms(TO, "hi"))
-            built.append(kit.client._path.rest.client())
+            built.append(kit.client._targets["twilio"].client())
 
         threads = [threading.Thread(target=send) for _ in range(10)]
         for thread in threads:

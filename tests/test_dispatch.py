@@ -23,6 +23,7 @@ from servio_twilio.domain.status import advance
 from servio_twilio.sending.dispatch import dispatch
 from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
 from servio_twilio.sending.results import SendResult
+from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository
@@ -87,7 +88,8 @@ class Kit:
         return prepared
 
     def send(self, prepared: PreparedSend) -> SendResult:
-        return dispatch(prepared, rest=self.rest, repository=self.repo, clock=self.clock)
+        targets = {"twilio": self.rest, "repository": self.repo}
+        return run(dispatch(prepared, clock=self.clock), targets)
 
     def stored(self, prepared: PreparedSend) -> Communication:
         record = self.repo.get(prepared.communication_id)

@@ -13,6 +13,7 @@ from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending import health
 from servio_twilio.sending.health import NUMBER_PAGE_SIZE, NUMBER_PAGES, check_health, mask_sid
 from servio_twilio.sending.results import HealthReport
+from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository
@@ -57,9 +58,8 @@ def _health(
             FakeTwilio() if fake is None else fake, max_retries=0, sleep=lambda _: None
         ),
     )
-    return check_health(
-        settings or _settings(), InMemoryRepository() if repository is None else repository, rest
-    )
+    targets = {"twilio": rest, "repository": InMemoryRepository() if repository is None else repository}
+    return run(check_health(settings or _settings()), targets)
 
 
 def _bare_digits(number: str) -> str:

@@ -1,21 +1,26 @@
 """Batch sending: up to ``max_batch_size`` messages at once, concurrent, rate-capped.
 
-`send_batch` is what `CommunicationsClient.send_batch` runs. It reuses the
-single send's steps, in phases, so a batch keeps every rule of a single send:
+`send_batch` is what both clients' ``send_batch`` run: a generator of
+`servio_twilio.sending.steps.Call` steps, driven by `run` (the sync client)
+or `run_async` (the async one). It reuses the single send's steps, in
+phases, so a batch keeps every rule of a single send:
 
 1. size: over ``max_batch_size`` raises `BatchTooLarge`; nothing written or sent;
-2. validation (`SendPath.prepare_message`): an invalid item fails in the
+2. validation (`SendCore.prepare_message`): an invalid item fails in the
    report, with no record and no request;
-3. the send limiter, per item: over it, the item fails (`SendLimitExceeded`'s text);
+3. admission (`SendCore.admit`), per item: over the send limiter, the item
+   fails (`SendLimitExceeded`'s text);
 4. write-ahead: the valid items' ``pending`` records in ONE
    ``repository.add_many``; if it fails, nothing is sent and every one of
    them fails in the report (storage failure is an outcome, not an exception);
-5. dispatch (`SendPath.ask`) in a thread pool of ``max_concurrency``
-   workers, each taking a token from the optional `TokenBucket` first, with
-   the client's retry rules (429 and failures to connect retried in the
-   transport; nothing that may have reached Twilio is retried);
-6. merging: this thread merges the answers into the records as they arrive,
-   a group of at least ``max(10, workers)`` at a time in one
+5. dispatch (`ask_twilio`) by the ``engine`` target, at most
+   ``max_concurrency`` at once (threads for the sync client, tasks for the
+   async one: `servio_twilio.sending.engines`), each item taking a token from the
+   ``rate`` target first, with the client's retry rules (429 and failures to
+   connect retried in the transport; nothing that may have reached Twilio
+   is retried);
+6. merging: the answers are merged into the records as they arrive, a
+   group of at least ``max(10, workers)`` at a time in one
    ``repository.update_many`` (`merge_answer`, the single send's rules).
 
 The report lists every item in input order; nothing raises once validation
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from servio_twilio.domain.errors import (
@@ -40,15 +44,22 @@ from servio_twilio.domain.errors import (
 )
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.status import UNKNOWN, advance
-from servio_twilio.sending.dispatch import TwilioAnswer, log_unstored, merge_answer, result_of
+from servio_twilio.sending.dispatch import (
+    TwilioAnswer,
+    ask_twilio,
+    log_unstored,
+    merge_answer,
+    result_of,
+)
 from servio_twilio.sending.ratelimit import TokenBucket, is_positive_int, is_positive_number
 from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
+from servio_twilio.sending.steps import Call, Steps
 
 if TYPE_CHECKING:
     from servio_twilio.sending.prepare import PreparedSend
-    from servio_twilio.sending.send_path import SendPath
+    from servio_twilio.sending.send_core import SendCore
 
-__all__ = ["BatchMessage", "send_batch"]
+__all__ = ["MERGE_GROUP_MIN", "BatchMessage", "Outcome", "rate_cap", "send_batch"]
 
 _log = logging.getLogger("servio_twilio.batch")
 
@@ -59,21 +70,30 @@ _FAILED = "failed"
 _CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 
 
+MERGE_GROUP_MIN = 10
+"""The fewest Twilio answers merged in one write (fewer only at the batch's end)."""
+
+Outcome: TypeAlias = TwilioAnswer | BatchItemResult
+"""What one item's dispatch gives: Twilio's answer, or the item's failed result."""
+
+
 def send_batch(
-    path: SendPath,
+    core: SendCore,
     messages: Iterable[BatchMessage],
     *,
     max_concurrency: int = 10,
-    rate_per_second: float | TokenBucket | None = None,
+    rated: bool = False,
     max_batch_size: int = 100,
-) -> BatchReport:
-    """Send ``messages`` through ``path``; see `CommunicationsClient.send_batch`.
+) -> Steps[BatchReport]:
+    """Send ``messages``; see `CommunicationsClient.send_batch`.
 
-    New in 0.1.0.
+    ``rated`` says whether the ``rate`` target caps the creates (its
+    ``acquire()`` before each); check the caller's ``rate_per_second`` with
+    `rate_cap` first. Raises `BatchTooLarge`, `InvalidArgument` and
+    `TypeError` for bad arguments, before any step.
     """
     _check_positive_int("max_concurrency", max_concurrency)
     _check_positive_int("max_batch_size", max_batch_size)
-    bucket = _bucket(rate_per_second)
     items = _items(messages)
     if len(items) > max_batch_size:
         raise BatchTooLarge(len(items), max_batch_size)
@@ -81,11 +101,11 @@ def send_batch(
     results: dict[int, BatchItemResult] = {}
     ready: list[tuple[int, PreparedSend]] = []
     for index, item in enumerate(items):
-        prepared = _prepare(path, index, item, results)
-        if prepared is not None and _within_limit(path, index, prepared, results):
+        prepared = _prepare(core, index, item, results)
+        if prepared is not None and (yield from _admitted(core, index, prepared, results)):
             ready.append((index, prepared))
-    if ready and _write_ahead(path, ready, results):
-        _dispatch_all(path, ready, results, bucket, max_concurrency)
+    if ready and (yield from _write_ahead(core, ready, results)):
+        yield from _dispatch_all(core, ready, results, rated, max_concurrency)
 
     report = BatchReport.from_items(list(results.values()))
     _log.info(
@@ -96,11 +116,29 @@ def send_batch(
     return report
 
 
+def rate_cap(rate: object) -> Any:
+    """The rate cap for ``rate_per_second``: None, the given cap, or a new `TokenBucket`.
+
+    A cap is a `TokenBucket` or anything with its ``acquire()`` (and
+    ``acquire_async()`` for the async client), such as `SharedRateLimit`.
+
+    Raises:
+        InvalidArgument: (a ``ValueError``) ``rate`` is neither a positive number nor a cap.
+    """
+    if rate is None or callable(getattr(rate, "acquire", None)):
+        return rate
+    if not is_positive_number(rate):
+        raise InvalidArgument(
+            f"rate_per_second must be a positive number, a TokenBucket or None, got {rate!r}"
+        )
+    return TokenBucket(rate)
+
+
 # -- phases -------------------------------------------------------------------------------
 
 
 def _prepare(
-    path: SendPath,
+    core: SendCore,
     index: int,
     item: object,
     results: dict[int, BatchItemResult],
@@ -110,7 +148,7 @@ def _prepare(
         message = _message(item)
         if message.channel not in _CHANNELS:
             raise InvalidArgument(f"a batch sends SMS and WhatsApp messages, not {message.channel}")
-        return path.prepare_message(
+        return core.prepare_message(
             message.channel,
             message.to,
             body=message.body,
@@ -127,15 +165,15 @@ def _prepare(
     return None
 
 
-def _within_limit(
-    path: SendPath,
+def _admitted(
+    core: SendCore,
     index: int,
     prepared: PreparedSend,
     results: dict[int, BatchItemResult],
-) -> bool:
-    """Ask the send limiter for one item; a refusal (or a limiter failure) fails it."""
+) -> Steps[bool]:
+    """Admit one item (`SendCore.admit`); a refusal (or a limiter failure) fails it."""
     try:
-        path.check_limit(prepared)
+        yield from core.admit(prepared)
     except ServioTwilioError as exc:
         error = str(exc)
     except Exception as exc:
@@ -147,18 +185,18 @@ def _within_limit(
 
 
 def _write_ahead(
-    path: SendPath,
+    core: SendCore,
     ready: list[tuple[int, PreparedSend]],
     results: dict[int, BatchItemResult],
-) -> bool:
+) -> Steps[bool]:
     """Store every pending record in one ``add_many``; on failure fail them all, send nothing."""
     try:
-        path.repository.add_many([prepared.record for _, prepared in ready])
+        yield Call("repository", "add_many", ([prepared.record for _, prepared in ready],))
     except Exception as exc:
         reason = str(exc) if isinstance(exc, ServioTwilioError) else f"{type(exc).__name__}: {exc}"
         error = f"not sent: the pending records could not be stored ({reason})"
         _log.error("batch: %s; none of %d messages sent", error, len(ready))
-        written = _fail_written(path, [prepared for _, prepared in ready], error)
+        written = yield from _fail_written(core, [prepared for _, prepared in ready], error)
         for index, prepared in ready:
             cid = prepared.communication_id
             results[index] = BatchItemResult(
@@ -172,84 +210,79 @@ def _write_ahead(
     return True
 
 
-MERGE_GROUP_MIN = 10
-"""The fewest Twilio answers merged in one write (fewer only at the batch's end)."""
-
-
 def _dispatch_all(
-    path: SendPath,
+    core: SendCore,
     ready: list[tuple[int, PreparedSend]],
     results: dict[int, BatchItemResult],
-    bucket: TokenBucket | None,
+    rated: bool,
     max_concurrency: int,
-) -> None:
-    """Send every written item in a pool of at most ``max_concurrency`` threads.
+) -> Steps[None]:
+    """Send every written item, at most ``max_concurrency`` at once (the ``engine`` target).
 
-    The workers only call Twilio; this thread merges their answers into the
-    records as they arrive, in groups of at least ``max(10, workers)`` (one
-    ``repository.update_many`` each: with Firestore, one transaction), the
-    last group when every item has answered.
+    The engine only runs each item's `_ask_one`; the answers are merged into
+    the records here as they arrive, in groups of at least
+    ``max(10, workers)`` (one ``repository.update_many`` each: with
+    Firestore, one transaction), the last group when every item has answered.
     """
     workers = min(max_concurrency, len(ready))
     group_size = max(MERGE_GROUP_MIN, workers)
-    path.rest.ensure_pool(workers)  # one kept connection per worker: no reconnects
-    futures: dict[Future[TwilioAnswer | BatchItemResult], tuple[int, PreparedSend]] = {}
+    yield Call("twilio", "ensure_pool", (workers,))  # a kept connection per worker: no reconnects
+    jobs = [_ask_one(core, index, prepared, rated) for index, prepared in ready]
     answered: list[tuple[int, PreparedSend, TwilioAnswer]] = []
-    collected: set[Future[TwilioAnswer | BatchItemResult]] = set()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="servio-batch")
+
+    def collect(done: list[tuple[int, Outcome]]) -> None:
+        for position, outcome in done:
+            index, prepared = ready[position]
+            if isinstance(outcome, BaseException):  # a job that raised anyway: a last defence
+                results[index] = BatchItemResult(
+                    index=index,
+                    to=prepared.record.to,
+                    ok=False,
+                    error=f"{type(outcome).__name__}: {outcome}",
+                    communication_id=prepared.communication_id,
+                )
+            elif isinstance(outcome, BatchItemResult):
+                results[index] = outcome
+            else:
+                answered.append((index, prepared, outcome))
+
+    yield Call("engine", "start", (jobs, workers))
     try:
-        for index, prepared in ready:
-            future = pool.submit(_ask_one, path, index, prepared, bucket)
-            futures[future] = (index, prepared)
-        waiting = set(futures)
-        while waiting:
-            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-            for future in done:
-                collected.add(future)
-                index, prepared = futures[future]
-                outcome = _collect(future, index, prepared)
-                if isinstance(outcome, BatchItemResult):
-                    results[index] = outcome
-                else:
-                    answered.append((index, prepared, outcome))
-            if len(answered) >= group_size or not waiting:
-                _merge(path, answered, results)
+        remaining = len(jobs)
+        while remaining:
+            done, remaining = yield Call("engine", "next_done")
+            collect(done)
+            if len(answered) >= group_size or not remaining:
+                yield from _merge(core, answered, results)
                 answered = []
-    except BaseException:
-        # Interrupted (KeyboardInterrupt): merge the answers already in, and
-        # say on the records of the items not started yet that they were never
-        # sent, before the interruption goes on.
-        pool.shutdown(wait=True, cancel_futures=True)
-        for future, (index, prepared) in futures.items():
-            if future not in collected and not future.cancelled():
-                outcome = _collect(future, index, prepared)
-                if isinstance(outcome, TwilioAnswer):
-                    answered.append((index, prepared, outcome))
-        _merge(path, answered, results)
-        cancelled = [prepared for future, (_, prepared) in futures.items() if future.cancelled()]
-        _fail_written(path, cancelled, "not sent: the batch was interrupted", all_written=True)
+    except GeneratorExit:
         raise
-    finally:
-        pool.shutdown(wait=True)
+    except BaseException:
+        # Interrupted (KeyboardInterrupt, a cancelled task): merge the answers
+        # already in, and say on the records of the items not started that
+        # they were never sent, before the interruption goes on.
+        finished, never_started = yield Call("engine", "stop")
+        collect(finished)
+        yield from _merge(core, answered, results)
+        cancelled = [ready[position][1] for position in never_started]
+        yield from _fail_written(
+            core, cancelled, "not sent: the batch was interrupted", all_written=True
+        )
+        raise
 
 
-def _ask_one(
-    path: SendPath,
-    index: int,
-    prepared: PreparedSend,
-    bucket: TokenBucket | None,
-) -> TwilioAnswer | BatchItemResult:
-    """One worker's job: wait for a token and call Twilio; never raises.
+def _ask_one(core: SendCore, index: int, prepared: PreparedSend, rated: bool) -> Steps[Outcome]:
+    """One item's dispatch: wait for the rate cap and call Twilio; never raises.
 
     Twilio's answer, or the item's result when it failed before or outside
     the rules (the rate limiter failed, an unexpected error).
     """
-    if bucket is not None:
+    if rated:
         try:
-            bucket.acquire()
+            yield Call("rate", "acquire")
         except Exception as exc:
             error = f"not sent: the rate limiter failed: {type(exc).__name__}: {exc}"
-            _fail_written(path, [prepared], error, all_written=True)
+            yield from _fail_written(core, [prepared], error, all_written=True)
             return BatchItemResult(
                 index=index,
                 to=prepared.record.to,
@@ -258,25 +291,25 @@ def _ask_one(
                 communication_id=prepared.communication_id,
             )
     try:
-        return path.ask(prepared)
+        return (yield from ask_twilio(prepared))
     except Exception as exc:
-        return _unexpected(path, index, prepared, exc)
+        return (yield from _unexpected(core, index, prepared, exc))
 
 
 def _merge(
-    path: SendPath,
+    core: SendCore,
     answered: list[tuple[int, PreparedSend, TwilioAnswer]],
     results: dict[int, BatchItemResult],
-) -> None:
+) -> Steps[None]:
     """Merge a group of answers into their records in one write; report each item."""
     if not answered:
         return
-    now = path.clock()
+    now = core.clock()
     updates = {prepared.communication_id: merge_answer(a, now) for _, prepared, a in answered}
     merged: dict[str, Communication] = {}
     failure: BaseException | None = None
     try:
-        merged = path.repository.update_many(updates)
+        merged = yield Call("repository", "update_many", (updates,))
     except Exception as exc:
         failure = exc
     for index, prepared, answer in answered:
@@ -310,28 +343,12 @@ def _item(
     return BatchItemResult(index=index, to=to, ok=True, result=result, communication_id=cid)
 
 
-def _collect(
-    future: Future[TwilioAnswer | BatchItemResult], index: int, prepared: PreparedSend
-) -> TwilioAnswer | BatchItemResult:
-    """A worker's outcome; a worker that raised anyway still gives its item a result."""
-    try:
-        return future.result()
-    except Exception as exc:  # _ask_one never raises: this is a last line of defence
-        return BatchItemResult(
-            index=index,
-            to=prepared.record.to,
-            ok=False,
-            error=f"{type(exc).__name__}: {exc}",
-            communication_id=prepared.communication_id,
-        )
-
-
 # -- failure bookkeeping ------------------------------------------------------------------
 
 
 def _unexpected(
-    path: SendPath, index: int, prepared: PreparedSend, exc: Exception
-) -> BatchItemResult:
+    core: SendCore, index: int, prepared: PreparedSend, exc: Exception
+) -> Steps[BatchItemResult]:
     """An error no rule expects: the item fails, its record becomes ``unknown`` saying why.
 
     ``unknown``, not ``failed``: the error may have come after Twilio had the
@@ -340,10 +357,12 @@ def _unexpected(
     cid = prepared.communication_id
     error = f"{type(exc).__name__}: {exc}"
     _log.error("batch item %d (%s): unexpected error: %s", index, cid, error, exc_info=exc)
+    now = core.clock()
     try:
-        now = path.clock()
-        path.repository.update(
-            cid, lambda record: advance(record, updated_at=now, status=UNKNOWN, error=error)
+        yield Call(
+            "repository",
+            "update",
+            (cid, lambda record: advance(record, updated_at=now, status=UNKNOWN, error=error)),
         )
     except Exception as store_exc:
         _log.error("batch item %d (%s): could not mark the record: %s", index, cid, store_exc)
@@ -353,12 +372,12 @@ def _unexpected(
 
 
 def _fail_written(
-    path: SendPath,
+    core: SendCore,
     prepared: list[PreparedSend],
     error: str,
     *,
     all_written: bool = False,
-) -> set[str]:
+) -> Steps[set[str]]:
     """Mark the records of never-sent items ``failed`` with ``error``; return the ids marked.
 
     After a failed ``add_many`` (``all_written=False``), the records that were
@@ -370,7 +389,7 @@ def _fail_written(
     marked: set[str] = set()
     if not prepared:
         return marked
-    now = path.clock()
+    now = core.clock()
 
     def fail(record: Communication) -> Communication:
         return advance(record, updated_at=now, status=_FAILED, error=error)
@@ -378,7 +397,7 @@ def _fail_written(
     for item in prepared:
         cid = item.communication_id
         try:
-            path.repository.update(cid, fail)
+            yield Call("repository", "update", (cid, fail))
         except RecordNotFound:
             if all_written:
                 continue
@@ -421,16 +440,6 @@ def _raw_to(item: object) -> str:
     if isinstance(item, Mapping):
         to = item.get("to")
     return to if isinstance(to, str) else ""
-
-
-def _bucket(rate: object) -> TokenBucket | None:
-    if rate is None or isinstance(rate, TokenBucket):
-        return rate
-    if not is_positive_number(rate):
-        raise InvalidArgument(
-            f"rate_per_second must be a positive number, a TokenBucket or None, got {rate!r}"
-        )
-    return TokenBucket(rate)
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -1,7 +1,9 @@
 """`CommunicationsClient`: send SMS, WhatsApp and calls through Twilio, keep every record.
 
-The steps of a send live in `servio_twilio.sending.send_path` (a batch runs
-them in phases), health checks in `servio_twilio.sending.health`.
+The rules live in `servio_twilio.sending.send_core` (one send; a batch runs its
+steps in phases: `servio_twilio.sending.batch`) and `servio_twilio.sending.health`,
+as generators of I/O steps; this client drives them with blocking calls
+(`servio_twilio.sending.steps.run`), as `AsyncCommunicationsClient` awaits them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.models import Channel, Communication, parse_channel, utcnow
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.sending.batch import BatchMessage, send_batch
+from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
 from servio_twilio.sending.checks import check_prospect_id
+from servio_twilio.sending.engines import ThreadEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
-from servio_twilio.sending.send_path import SendPath
+from servio_twilio.sending.send_core import SendCore
+from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository
@@ -89,28 +93,23 @@ class CommunicationsClient:
         http = RetryingHttpClient(
             http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
         )
-        self._path = SendPath(
-            settings=settings,
-            clock=clock or utcnow,
-            repository=repository,
-            rest=TwilioRest(settings, http),
-            send_limiter=send_limiter,
+        self._core = SendCore(
+            settings=settings, clock=clock or utcnow, limited=send_limiter is not None
         )
+        self._targets: dict[str, Any] = {
+            "repository": repository,
+            "twilio": TwilioRest(settings, http),
+            "limiter": send_limiter,
+        }
+        self.repository: CommunicationRepository = repository
+        """Where this client keeps its records."""
+        self.send_limiter: SendLimiter | None = send_limiter
+        """The per-prospect send cap, if any."""
 
     @property
     def settings(self) -> TwilioSettings:
         """The settings this client sends with."""
-        return self._path.settings
-
-    @property
-    def repository(self) -> CommunicationRepository:
-        """Where this client keeps its records."""
-        return self._path.repository
-
-    @property
-    def send_limiter(self) -> SendLimiter | None:
-        """The per-prospect send cap, if any."""
-        return self._path.send_limiter
+        return self._core.settings
 
     def __repr__(self) -> str:
         return (
@@ -145,11 +144,10 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        path = self._path
-        prepared = path.prepare_message(
+        prepared = self._core.prepare_message(
             Channel.SMS, to, body=body, prospect_id=prospect_id, status_callback=status_callback
         )
-        return path.send(prepared)
+        return run(self._core.send(prepared), self._targets)
 
     def send_whatsapp(
         self,
@@ -174,8 +172,7 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        path = self._path
-        prepared = path.prepare_message(
+        prepared = self._core.prepare_message(
             Channel.WHATSAPP,
             to,
             body=body,
@@ -185,7 +182,7 @@ class CommunicationsClient:
             prospect_id=prospect_id,
             status_callback=status_callback,
         )
-        return path.send(prepared)
+        return run(self._core.send(prepared), self._targets)
 
     def make_call(
         self,
@@ -210,8 +207,7 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        path = self._path
-        prepared = path.prepare_call(
+        prepared = self._core.prepare_call(
             to,
             twiml_url=twiml_url,
             twiml=twiml,
@@ -220,7 +216,7 @@ class CommunicationsClient:
             status_callback=status_callback,
             recording_status_callback=recording_status_callback,
         )
-        return path.send(prepared)
+        return run(self._core.send(prepared), self._targets)
 
     def send_batch(
         self,
@@ -257,13 +253,17 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        return send_batch(
-            self._path,
+        rate = rate_cap(rate_per_second)
+        steps = send_batch(
+            self._core,
             messages,
             max_concurrency=max_concurrency,
-            rate_per_second=rate_per_second,
+            rated=rate is not None,
             max_batch_size=max_batch_size,
         )
+        targets = {**self._targets, "rate": rate}
+        targets["engine"] = ThreadEngine(targets)
+        return run(steps, targets)
 
     def history(
         self,
@@ -321,4 +321,4 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        return check_health(self.settings, self.repository, self._path.rest)
+        return run(check_health(self.settings), self._targets)

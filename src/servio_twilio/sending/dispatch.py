@@ -4,6 +4,8 @@ Three steps, kept apart so a batch can merge many answers in one write:
 `ask_twilio` (the request, its outcome as a `TwilioAnswer`, logged),
 `merge_answer` (the pure update of the record) and `result_of` (the
 `SendResult`, or the error to raise). `dispatch` runs the three for one send.
+`ask_twilio` and `dispatch` are generators of `servio_twilio.sending.steps.Call`
+steps: the sync and the async client drive them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
@@ -21,9 +22,8 @@ from servio_twilio.domain.phone_text import mask_phone, strip_channel_prefix
 from servio_twilio.domain.status import UNKNOWN, advance
 from servio_twilio.sending.prepare import PreparedSend
 from servio_twilio.sending.results import SendResult
+from servio_twilio.sending.steps import Call, Steps
 from servio_twilio.sending.transport import NoAnswer
-from servio_twilio.sending.twilio_rest import TwilioRest
-from servio_twilio.storage.repository import CommunicationRepository
 
 __all__ = ["TwilioAnswer", "ask_twilio", "dispatch", "log_unstored", "merge_answer", "result_of"]
 
@@ -50,7 +50,7 @@ class TwilioAnswer:
     failure: TwilioAPIError | SendOutcomeUnknown | None = None
 
 
-def ask_twilio(prepared: PreparedSend, rest: TwilioRest) -> TwilioAnswer:
+def ask_twilio(prepared: PreparedSend) -> Steps[TwilioAnswer]:
     """Create the message or call for a written record; Twilio's refusal or silence logged.
 
     Errors the rules expect become the answer's ``failure``; anything else
@@ -59,7 +59,7 @@ def ask_twilio(prepared: PreparedSend, rest: TwilioRest) -> TwilioAnswer:
     cid = prepared.communication_id
     record = prepared.record
     try:
-        instance = rest.call(lambda client: _create(client, prepared))
+        instance = yield Call("twilio", "create", (prepared.kind, prepared.params))
         sid = instance.sid
         if not isinstance(sid, str) or not sid:
             raise NoAnswer("Twilio's answer has no SID")
@@ -135,30 +135,19 @@ def log_unstored(prepared: PreparedSend, answer: TwilioAnswer, exc: BaseExceptio
     )  # fmt: skip
 
 
-def dispatch(
-    prepared: PreparedSend,
-    *,
-    rest: TwilioRest,
-    repository: CommunicationRepository,
-    clock: Callable[[], datetime],
-) -> SendResult:
+def dispatch(prepared: PreparedSend, *, clock: Callable[[], datetime]) -> Steps[SendResult]:
     """Call Twilio for a written record, complete the record, translate errors.
 
     A storage failure after Twilio answered is logged, never raised.
     """
-    answer = ask_twilio(prepared, rest)
+    answer = yield from ask_twilio(prepared)
     merged = None
     try:
-        merged = repository.update(prepared.communication_id, merge_answer(answer, clock()))
+        merge = merge_answer(answer, clock())
+        merged = yield Call("repository", "update", (prepared.communication_id, merge))
     except Exception as exc:
         log_unstored(prepared, answer, exc)
     return result_of(prepared, answer, merged)
-
-
-def _create(client: Any, prepared: PreparedSend) -> Any:
-    if prepared.kind == "call":
-        return client.calls.create(**prepared.params)
-    return client.messages.create(**prepared.params)
 
 
 def _strip_prefix(value: object) -> str | None:

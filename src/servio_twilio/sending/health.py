@@ -1,14 +1,16 @@
-"""Health checks for the client: the Twilio account, the sender number and storage."""
+"""Health checks for both clients: the Twilio account, the sender number and storage.
+
+`check_health` is a generator of `servio_twilio.sending.steps.Call` steps (the
+``twilio`` and ``repository`` targets): each client drives it.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.results import HealthCheck, HealthReport
-from servio_twilio.sending.twilio_rest import TwilioRest
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.sending.steps import Call, Steps
 
 __all__ = ["NUMBER_PAGES", "NUMBER_PAGE_SIZE", "check_health", "mask_sid"]
 
@@ -20,14 +22,12 @@ NUMBER_PAGE_SIZE = 1000
 NUMBER_PAGES = 3
 
 
-def check_health(
-    settings: TwilioSettings, repository: CommunicationRepository, rest: TwilioRest
-) -> HealthReport:
+def check_health(settings: TwilioSettings) -> Steps[HealthReport]:
     """Run every check; see `CommunicationsClient.health`. Never raises for their failures."""
     checks: list[HealthCheck] = []
     account_status: str | None = None
     try:
-        account = rest.call(lambda client: client.api.v2010.accounts(settings.account_sid).fetch())
+        account = yield Call("twilio", "fetch_account")
         account_status = str(account.status) if account.status is not None else None
         checks.append(
             HealthCheck(
@@ -39,8 +39,8 @@ def check_health(
     except Exception as exc:
         _log.warning("health: could not fetch the Twilio account: %s", exc)
         checks.append(HealthCheck(name="account", ok=False, detail=_describe(exc)))
-    checks.append(_check_phone_number(settings, rest))
-    checks.append(_check_repository(repository))
+    checks.append((yield from _check_phone_number(settings)))
+    checks.append((yield from _check_repository()))
     checks.append(
         HealthCheck(
             name="whatsapp_number",
@@ -67,14 +67,14 @@ def mask_sid(sid: str) -> str:
     return sid[:6] + "*" * (len(sid) - 10) + sid[-4:]
 
 
-def _check_phone_number(settings: TwilioSettings, rest: TwilioRest) -> HealthCheck:
+def _check_phone_number(settings: TwilioSettings) -> Steps[HealthCheck]:
     number = settings.phone_number
     if number is None:
         if settings.messaging_service_sid or settings.whatsapp_number:
             return HealthCheck(name="phone_number", ok=True, detail="not configured")
         return HealthCheck(name="phone_number", ok=False, detail="no sender configured")
     try:
-        owned = rest.call(lambda client: _owns(client, number))
+        owned = yield from _owns(number)
     except Exception as exc:
         _log.warning("health: could not list the account's numbers: %s", exc)
         return HealthCheck(name="phone_number", ok=False, detail=_describe(exc))
@@ -87,7 +87,7 @@ def _check_phone_number(settings: TwilioSettings, rest: TwilioRest) -> HealthChe
     )
 
 
-def _owns(client: Any, number: str) -> bool:
+def _owns(number: str) -> Steps[bool]:
     """Whether ``number`` is one of the account's IncomingPhoneNumbers.
 
     The number stays out of the request URLs (urllib3 logs them at DEBUG): the
@@ -95,25 +95,25 @@ def _owns(client: Any, number: str) -> bool:
     `NUMBER_PAGE_SIZE`, and compared here. Only an account with more numbers
     than that is asked by ``PhoneNumber=`` (the number in the query string).
     """
-    numbers = client.incoming_phone_numbers
-    page = numbers.page(page_size=NUMBER_PAGE_SIZE)
+    page = yield Call("twilio", "numbers_page", (NUMBER_PAGE_SIZE,))
     for read in range(1, NUMBER_PAGES + 1):
         if any(_is(item, number) for item in page):
             return True
         if not page.next_page_url:
             return False
         if read < NUMBER_PAGES:
-            page = page.next_page()
-    return any(_is(item, number) for item in numbers.list(phone_number=number, limit=50))
+            page = yield Call("twilio", "next_page", (page,))
+    named = yield Call("twilio", "numbers_named", (number,))
+    return any(_is(item, number) for item in named)
 
 
 def _is(item: object, number: str) -> bool:
     return getattr(item, "phone_number", None) == number
 
 
-def _check_repository(repository: CommunicationRepository) -> HealthCheck:
+def _check_repository() -> Steps[HealthCheck]:
     try:
-        repository.ping()
+        yield Call("repository", "ping")
     except Exception as exc:
         _log.warning("health: the repository did not answer: %s", exc)
         return HealthCheck(name="repository", ok=False, detail=_describe(exc))

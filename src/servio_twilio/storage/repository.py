@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -11,9 +12,11 @@ from servio_twilio.domain.models import Channel, Communication
 
 __all__ = [
     "MAX_HISTORY_LIMIT",
+    "AsyncCommunicationRepository",
     "CommunicationRepository",
     "check_history_args",
     "check_update_result",
+    "is_async_repository",
     "timestamp_order",
 ]
 
@@ -149,6 +152,101 @@ class CommunicationRepository(Protocol):
     def ping(self) -> None:
         """Return when storage answers; raise `RepositoryError` when it does not."""
         ...
+
+
+@runtime_checkable
+class AsyncCommunicationRepository(Protocol):
+    """`CommunicationRepository` with coroutine methods: the same contract, awaited.
+
+    Every method means exactly what the method of the same name in
+    `CommunicationRepository` means (the contract suite runs on both kinds).
+    An async repository is awaited on the event loop: `make_asgi_app` and
+    `AsyncCommunicationsClient` never run it in a thread. Tell the kinds
+    apart with `is_async_repository` (``isinstance`` checks only the names).
+
+    New in 0.2.0.
+    """
+
+    async def add(
+        self,
+        communication: Communication,
+        *,
+        event: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Communication:
+        """See `CommunicationRepository.add`."""
+        ...
+
+    async def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
+        """See `CommunicationRepository.add_many`."""
+        ...
+
+    async def get(self, communication_id: str) -> Communication | None:
+        """See `CommunicationRepository.get`."""
+        ...
+
+    async def find_by_sid(self, sid: str) -> Communication | None:
+        """See `CommunicationRepository.find_by_sid`."""
+        ...
+
+    async def update(
+        self, communication_id: str, fn: Callable[[Communication], Communication]
+    ) -> Communication:
+        """See `CommunicationRepository.update`."""
+        ...
+
+    async def update_many(
+        self, updates: Mapping[str, Callable[[Communication], Communication]]
+    ) -> dict[str, Communication]:
+        """See `CommunicationRepository.update_many`."""
+        ...
+
+    async def record_event(
+        self,
+        event: Mapping[str, Any],
+        apply: Callable[[Communication | None], Communication],
+        *,
+        communication_id: str | None = None,
+        sid: str | None = None,
+        token: str | None = None,
+    ) -> Communication | None:
+        """See `CommunicationRepository.record_event`."""
+        ...
+
+    async def append_event(self, communication_id: str, event: Mapping[str, Any]) -> None:
+        """See `CommunicationRepository.append_event`."""
+        ...
+
+    async def events(self, communication_id: str) -> list[dict[str, Any]]:
+        """See `CommunicationRepository.events`."""
+        ...
+
+    async def history(
+        self,
+        prospect_id: str,
+        *,
+        channel: Channel | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Communication]:
+        """See `CommunicationRepository.history`."""
+        ...
+
+    async def latest_outbound_to(self, number: str) -> Communication | None:
+        """See `CommunicationRepository.latest_outbound_to`."""
+        ...
+
+    async def ping(self) -> None:
+        """See `CommunicationRepository.ping`."""
+        ...
+
+
+def is_async_repository(repository: object) -> bool:
+    """Whether ``repository``'s methods are coroutines (an `AsyncCommunicationRepository`).
+
+    New in 0.2.0.
+    """
+    return inspect.iscoroutinefunction(getattr(repository, "add", None))
 
 
 MAX_HISTORY_LIMIT = 1000
