@@ -10,14 +10,23 @@ connections it accepts and answers
 - ``GET .../Accounts/AC....json``: 200, an active account;
 - anything else: 404, Twilio-shaped.
 
-``latency`` seconds pass before each answer. With ``gather=n`` each answer
+``latency`` seconds pass before each answer; ``last_request`` is the last
+request received, as read (method, path and query, headers, body). With ``gather=n`` each answer
 also waits until ``n`` requests are in (a reusable barrier, ``gather_timeout``
 at most), so a batch at concurrency ``n`` holds ``n`` connections at once,
 whatever the scheduling.
 
-`redirected_twilio(server)` points every ``TwilioHttpClient`` at it, the
-library's default one included: ``https://api.twilio.com`` becomes the
-server's URL and the session trusts its certificate.
+`redirected_twilio(server)` points every ``TwilioHttpClient`` and every
+``AiohttpTwilioClient`` (the async wrapper's default) at it, the library's
+default clients included: ``https://api.twilio.com`` becomes the server's
+URL, and the client trusts its certificate (`client_context`) and ignores
+the environment's proxies and CA bundle. An aiohttp session of your own can
+be pointed at it with ``url`` and ``ssl=client_context(server.cert)``.
+
+Each connection's TLS socket is closed when its handler ends, and `close`
+shuts down the ones still open (idle keep-alive connections), so that the
+server leaves no "unclosed socket" ``ResourceWarning`` behind: tests that
+turn warnings into errors see only the client's.
 
 ``tests/test_http_pool.py`` uses it too (pytest puts ``bench/`` on its
 path); benches never import ``tests/``.
@@ -38,9 +47,9 @@ from contextlib import contextmanager, suppress
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from socket import IPPROTO_TCP, TCP_NODELAY, socket
+from socket import IPPROTO_TCP, SHUT_RDWR, TCP_NODELAY, socket
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from unittest import mock
 from urllib.parse import parse_qs
 
@@ -49,6 +58,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
+
+from servio_twilio.sending.aiohttp_client import AiohttpTwilioClient
 
 TWILIO_API = "https://api.twilio.com"
 _MESSAGES = re.compile(r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages\.json")
@@ -88,6 +99,20 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def client_context(cert: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts ``cert`` (and verifies host names as usual)."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
+class Received(NamedTuple):
+    """One request as the server read it: the path keeps its query."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -114,7 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         # The TLS handshake runs here, in the connection's own thread.
         self.request = self.server.context.wrap_socket(self.request, server_side=True)
+        self.server.owner.track(self.request)
         super().setup()
+
+    def finish(self) -> None:
+        # socketserver closes the raw socket it accepted, not the TLS one wrapping it.
+        try:
+            super().finish()
+        finally:
+            self.server.owner.untrack(self.request)
+            self.request.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -130,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str, body: bytes) -> None:
         owner = self.server.owner
-        owner.count_request()
+        owner.count_request(Received(method, self.path, dict(self.headers.items()), body))
         owner.wait_turn()
         path = self.path.split("?", 1)[0]
         if method == "POST" and (match := _MESSAGES.fullmatch(path)):
@@ -195,6 +229,8 @@ class TlsTwilio:
         self._lock = threading.Lock()
         self._connections = 0
         self._requests = 0
+        self._open: set[ssl.SSLSocket] = set()
+        self._last: Received | None = None
         self._server = _Server(self, context)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
@@ -220,6 +256,11 @@ class TlsTwilio:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:  # wakes the handler blocked reading it: it ends and closes it
+            with suppress(OSError):
+                sock.shutdown(SHUT_RDWR)
 
     @property
     def connections(self) -> int:
@@ -238,10 +279,27 @@ class TlsTwilio:
         with self._lock:
             self._connections += 1
 
-    def count_request(self) -> None:
+    def track(self, sock: ssl.SSLSocket) -> None:
+        """Called by the handler for each connection, once TLS is up."""
+        with self._lock:
+            self._open.add(sock)
+
+    def untrack(self, sock: ssl.SSLSocket) -> None:
+        """Called by the handler when its connection ends."""
+        with self._lock:
+            self._open.discard(sock)
+
+    def count_request(self, received: Received | None = None) -> None:
         """Called by the handler for each request."""
         with self._lock:
             self._requests += 1
+            self._last = received
+
+    @property
+    def last_request(self) -> Received | None:
+        """The last request received (the one before it is forgotten)."""
+        with self._lock:
+            return self._last
 
     def wait_turn(self) -> None:
         """Wait for the gathered requests (when ``gather``), then ``latency`` seconds."""
@@ -267,13 +325,16 @@ class Target(Protocol):
 
 @contextmanager
 def redirected_twilio(server: Target) -> Iterator[None]:
-    """Send every ``TwilioHttpClient``'s ``https://api.twilio.com`` requests to ``server``.
+    """Send every twilio HTTP client's ``https://api.twilio.com`` requests to ``server``.
 
-    The client's own session and adapters do the HTTP (only the URL is
-    rewritten, and the session told to trust the server's certificate and to
+    Both ``TwilioHttpClient`` (sync) and ``AiohttpTwilioClient`` (async) are
+    patched. The client's own session and pool do the HTTP (only the URL is
+    rewritten, and the client told to trust the server's certificate and to
     ignore the environment's proxies and CA bundle).
     """
     original = TwilioHttpClient.request
+    original_async = AiohttpTwilioClient.request
+    context = client_context(server.cert)
 
     def request(self: TwilioHttpClient, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if url.startswith(TWILIO_API):
@@ -283,5 +344,17 @@ def redirected_twilio(server: Target) -> Iterator[None]:
             self.session.verify = str(server.cert)
         return original(self, method, url, *args, **kwargs)
 
-    with mock.patch.object(TwilioHttpClient, "request", request):
+    async def request_async(
+        self: AiohttpTwilioClient, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        if url.startswith(TWILIO_API):
+            url = server.url + url[len(TWILIO_API) :]
+        self.ssl = context
+        self.trust_env = False  # read when its session opens, on the first request
+        return await original_async(self, method, url, *args, **kwargs)
+
+    with (
+        mock.patch.object(TwilioHttpClient, "request", request),
+        mock.patch.object(AiohttpTwilioClient, "request", request_async),
+    ):
         yield

@@ -1,14 +1,22 @@
-"""Tests for servio_twilio.testing.fake_twilio: answers, records and faults like Twilio's."""
+"""Tests for servio_twilio.testing.fake_twilio: answers, records and faults like Twilio's.
+
+Both seams: the sync ``FakeTwilio`` and ``fake.aio`` at twilio's async seam, one state.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
+from collections.abc import Coroutine
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException
+from twilio.http import AsyncHttpClient
 from twilio.rest import Client
 
 from servio_twilio.testing import FakeTwilio
@@ -350,3 +358,167 @@ class TestFakeTwilioFaults:
         """Anything but a Fault is refused with TypeError."""
         with pytest.raises(TypeError, match="Fault"):
             FakeTwilio().fail_next(1, 429)  # type: ignore[arg-type]
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coroutine)
+
+
+def _via(seam: str, fake: FakeTwilio, method: str, url: str, **kwargs: Any) -> Any:
+    """One request through the sync seam (``fake``) or the async one (``fake.aio``)."""
+    if seam == "sync":
+        return fake.request(method, url, **kwargs)
+    return _run(fake.aio.request(method, url, **kwargs))
+
+
+SEAMS = pytest.mark.parametrize("seam", ["sync", "async"])
+
+
+class TestFakeTwilioAsyncSeam:
+    def test_aio_is_an_async_twilio_client(self) -> None:
+        """fake.aio is a twilio AsyncHttpClient, always the same object, bound to its fake."""
+        fake = FakeTwilio()
+        assert isinstance(fake.aio, AsyncHttpClient)
+        assert fake.aio.is_async is True
+        assert fake.is_async is False
+        assert fake.aio is fake.aio
+        assert fake.aio.fake is fake
+        assert "FakeTwilio.aio" in repr(fake.aio)
+
+    @SEAMS
+    @pytest.mark.parametrize(
+        ("method", "path", "data", "status", "code"),
+        [
+            (
+                "POST",
+                "/Messages.json",
+                {"To": "+5511999999999", "From": "+1", "Body": "x"},
+                201,
+                None,
+            ),
+            ("POST", "/Messages.json", {"To": "12345", "From": "+1", "Body": "x"}, 400, 21211),
+            ("POST", "/Calls.json", {"To": "+5511999999999", "From": "+1"}, 400, 21205),
+            ("GET", ".json", None, 200, None),
+            ("GET", "/Queues.json", None, 404, 20404),
+        ],
+        ids=["message", "bad-to", "call-without-twiml", "account", "unknown-route"],
+    )
+    def test_both_seams_answer_the_same(
+        self,
+        seam: str,
+        method: str,
+        path: str,
+        data: dict[str, str] | None,
+        status: int,
+        code: int | None,
+    ) -> None:
+        """Each seam answers a request with the same status and Twilio error code."""
+        response = _via(seam, FakeTwilio(), method, BASE + path, data=data, auth=AUTH)
+        assert response.status_code == status
+        assert _json(response).get("code") == code
+
+    def test_one_request_log_for_both_seams(self) -> None:
+        """Sync and async requests land in one log, in order, each telling its seam."""
+        fake = FakeTwilio()
+        _post(fake, "/Messages.json", {"To": "+5511999999999", "From": "+1", "Body": "x"})
+        _run(fake.aio.request("GET", BASE + ".json", auth=AUTH, timeout=3.0))
+        assert [(r.method, r.is_async) for r in fake.requests] == [("POST", False), ("GET", True)]
+        assert fake.requests[1].timeout == 3.0
+        fake.reset()
+        assert fake.requests == []
+
+    def test_faults_are_shared(self) -> None:
+        """A fault set on the fake fails the next request, whichever seam it comes through."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.rate_limited(retry_after=2.5))
+        fake.fail_number("+5511988887777", Fault.error(code=21610), times=1)
+        first = _run(fake.aio.request("GET", BASE + ".json", auth=AUTH))
+        assert (first.status_code, first.headers["Retry-After"]) == (429, "2.5")
+        data = {"To": "+5511988887777", "From": "+1", "Body": "x"}
+        second = _run(fake.aio.request("POST", BASE + "/Messages.json", data=data, auth=AUTH))
+        assert _json(second)["code"] == 21610
+        assert _post(fake, "/Messages.json", data).status_code == 201
+
+    def test_read_timeout_raises_aiohttps_error_after_recording(self) -> None:
+        """On the async seam a read timeout is aiohttp's SocketTimeoutError; it was received."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.read_timeout())
+        with pytest.raises(aiohttp.SocketTimeoutError):
+            _run(fake.aio.request("POST", BASE + "/Messages.json", data={}, auth=AUTH))
+        assert len(fake.requests) == 1
+        assert fake.in_flight == 0
+
+    def test_connect_error_raises_aiohttps_error_before_receiving(self) -> None:
+        """On the async seam a refused connection is ClientConnectorError; nothing recorded."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.connect_error())
+        with pytest.raises(aiohttp.ClientConnectorError) as info:
+            _run(fake.aio.request("POST", BASE + "/Messages.json", data={}, auth=AUTH))
+        assert isinstance(info.value.os_error, ConnectionRefusedError)
+        assert (info.value.host, info.value.port) == ("api.twilio.com", 443)
+        assert fake.requests == []
+        assert fake.connect_failures == 1
+
+    def test_latency_is_awaited_and_overlaps(self) -> None:
+        """With latency, requests gathered on one loop are all in flight at once."""
+        fake = FakeTwilio(latency=0.2)
+        data = {"To": "+5511999999999", "From": "+1", "Body": "x"}
+
+        async def main() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    fake.aio.request("POST", BASE + "/Messages.json", data=data, auth=AUTH)
+                    for _ in range(8)
+                )
+            )
+
+        responses = _run(main())
+        assert {r.status_code for r in responses} == {201}
+        assert fake.peak_in_flight == 8
+        assert fake.in_flight == 0
+
+    def test_in_flight_counts_both_seams_together(self) -> None:
+        """A sync request in flight in a thread and an async one at once: peak_in_flight is 2."""
+        fake = FakeTwilio(latency=0.5)
+        data = {"To": "+5511999999999", "From": "+1", "Body": "x"}
+        thread = threading.Thread(target=_post, args=(fake, "/Messages.json", data))
+        thread.start()
+        for _ in range(5000):  # until the sync request is received (bounded)
+            if fake.in_flight == 1:
+                break
+            time.sleep(0.001)
+        _run(fake.aio.request("POST", BASE + "/Messages.json", data=data, auth=AUTH))
+        thread.join()
+        assert fake.peak_in_flight == 2
+        assert sorted(r.is_async for r in fake.requests) == [False, True]
+
+    def test_aclose_is_a_no_op(self) -> None:
+        """fake.aio.aclose() can be awaited, and the fake keeps answering."""
+        fake = FakeTwilio()
+        _run(fake.aio.aclose())
+        assert _run(fake.aio.request("GET", BASE + ".json", auth=AUTH)).status_code == 200
+
+    def test_works_under_the_official_clients_async_methods(self) -> None:
+        """twilio.rest.Client over fake.aio: create_async, fetch_async, list_async, errors."""
+        fake = FakeTwilio()
+        client = Client(ACCOUNT, "token", http_client=fake.aio)
+
+        async def main() -> None:
+            message = await client.messages.create_async(
+                to="+5511999999999", from_="+15005550006", body="hi"
+            )
+            assert message.sid.startswith("SM")
+            call = await client.calls.create_async(
+                to="+5511999999999", from_="+15005550006", twiml="<Response/>"
+            )
+            assert call.sid.startswith("CA")
+            assert (await client.api.v2010.accounts(ACCOUNT).fetch_async()).status == "active"
+            numbers = await client.incoming_phone_numbers.list_async(phone_number="+15005550006")
+            assert [n.phone_number for n in numbers] == ["+15005550006"]
+            with pytest.raises(TwilioRestException) as info:
+                await client.messages.create_async(to="bad", from_="+15005550006", body="hi")
+            assert info.value.code == 21211
+
+        _run(main())
+        assert len(fake.requests) == 5
+        assert all(r.is_async for r in fake.requests)

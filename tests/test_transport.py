@@ -19,6 +19,7 @@ from twilio.http.response import Response
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.sending.http_rules import RetryPolicy, caused_by
 from servio_twilio.sending.transport import (
     DEFAULT_POOL_SIZE,
     NoAnswer,
@@ -360,3 +361,61 @@ class TestTranslateTwilioError:
         error = translate_twilio_error(TwilioException("Page Records can not be deserialized"))
         assert isinstance(error, ServioTwilioError)
         assert error.status == 0
+
+
+class TestRetryPolicy:
+    """The pure rules both wrappers run (servio_twilio.sending.http_rules)."""
+
+    def test_an_answer_that_is_not_rate_limited_is_handed_back(self) -> None:
+        """Any answer but a 429 / 20429 means: return it (None), whatever its status."""
+        policy = RetryPolicy()
+        for response in (_ok(), _error(400, 21211), _error(503, 20500)):
+            assert policy.delay_after_answer(response, 0, "POST /x") is None
+
+    def test_the_wait_is_the_longer_of_backoff_and_retry_after(self) -> None:
+        """A 429's wait is max(jittered backoff, Retry-After)."""
+        policy = RetryPolicy(jitter=lambda: 1.0)
+        assert policy.delay_after_answer(_error(429, 20429), 2, "GET /x") == 2.0
+        with_header = _error(429, 20429, {"Retry-After": "5"})
+        assert policy.delay_after_answer(with_header, 0, "GET /x") == 5.0
+
+    def test_the_last_attempt_raises_rate_limited(self) -> None:
+        """At attempt == max_retries the 429 raises RateLimited naming the attempts."""
+        policy = RetryPolicy(max_retries=1)
+        with pytest.raises(RateLimited, match="after 2 attempt"):
+            policy.delay_after_answer(_error(429, 20429), 1, "POST /x")
+
+    @pytest.mark.parametrize(
+        ("kind", "error", "retryable"),
+        [("connect", TwilioAPIError, True), ("not_sent", TwilioAPIError, False)],
+    )
+    def test_failures_past_the_budget_raise_ours_chained(
+        self, kind: Any, error: type[TwilioAPIError], retryable: bool
+    ) -> None:
+        """A connect failure out of retries, or a request never sent: TwilioAPIError, chained."""
+        cause = OSError("boom")
+        with pytest.raises(error) as info:
+            RetryPolicy(max_retries=0).delay_after_failure(cause, kind, 0, "POST /x")
+        assert type(info.value) is error
+        assert info.value.retryable is retryable
+        assert info.value.__cause__ is cause
+
+    def test_no_answer_is_raised_at_any_attempt(self) -> None:
+        """``no_answer`` raises NoAnswer even with retries left."""
+        with pytest.raises(NoAnswer):
+            RetryPolicy(max_retries=5).delay_after_failure(OSError(), "no_answer", 0, "POST /x")
+
+    def test_a_connect_failure_with_retries_left_waits(self) -> None:
+        """``connect`` with retries left returns the jittered backoff."""
+        policy = RetryPolicy(jitter=lambda: 0.5, backoff_base=1.0)
+        assert policy.delay_after_failure(OSError(), "connect", 2, "POST /x") == 2.0
+
+    def test_caused_by_walks_causes_contexts_and_args(self) -> None:
+        """caused_by finds a type in __cause__, __context__, args or .reason, and nothing else."""
+        refused = ConnectionRefusedError(111, "refused")
+        wrapped = requests.exceptions.ConnectionError(MaxRetryError(None, URL, refused))  # type: ignore[arg-type]
+        assert caused_by(wrapped, (ConnectionRefusedError,))
+        assert not caused_by(RuntimeError("x"), (ConnectionRefusedError,))
+        later = RuntimeError("later")
+        later.__context__ = refused
+        assert caused_by(later, (ConnectionRefusedError,))

@@ -3,23 +3,31 @@
 Prism validates every request against Twilio's schemas (a wrong or missing
 field is a 422) and answers with Twilio's own examples, which the client must
 parse into its results. It keeps no state and echoes nothing, so these tests
-assert on what was accepted and on the shape of what came back.
+assert on what was accepted and on the shape of what came back. The async
+seam (`AsyncRetryingHttpClient` over our aiohttp client, under twilio's REST
+client) sends the same requests and gets the same checks.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
 
 from servio_twilio.domain.errors import RateLimited, TwilioAPIError
 from servio_twilio.domain.models import Channel
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.aiohttp_client import AiohttpTwilioClient
+from servio_twilio.sending.async_transport import AsyncRetryingHttpClient
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.results import HealthReport, SendResult
 from servio_twilio.storage.memory import InMemoryRepository
-from support.prism import PrismHttpClient
+from support.prism import TWILIO_API, PrismHttpClient
 from support.sending import TO, make_settings
 
 pytestmark = pytest.mark.prism
@@ -167,3 +175,121 @@ class TestTwilioErrorShapes:
         report = client.health()
         assert report.healthy is False
         assert report.account_status is None
+
+
+class PrismAiohttpClient(AiohttpTwilioClient):
+    """Our aiohttp client (the async wrapper's default), sending api.twilio.com requests to Prism.
+
+    ``prefer`` is sent as the ``Prefer`` header, as `PrismHttpClient` does.
+    """
+
+    def __init__(self, base_url: str, *, prefer: str | None = None) -> None:
+        super().__init__(timeout=30, trust_env=False)
+        self.base_url = base_url.rstrip("/")
+        self.prefer = prefer
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API) :]
+        if self.prefer is not None:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Prefer": self.prefer}
+        return await super().request(method, url, *args, **kwargs)
+
+
+@asynccontextmanager
+async def _async_rest(
+    url: str, *, prefer: str | None = None, max_retries: int = 3
+) -> AsyncIterator[tuple[Client, list[float]]]:
+    """twilio's REST client over AsyncRetryingHttpClient over our aiohttp client, at Prism."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    http = AsyncRetryingHttpClient(
+        PrismAiohttpClient(url, prefer=prefer), max_retries=max_retries, sleep=sleep
+    )
+    async with http:
+        yield Client(ACCOUNT, "prism-token", http_client=http), sleeps
+
+
+@pytest.mark.anyio
+class TestAsyncSeamMatchesTwilioSchemas:
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    async def test_prism_refuses_a_wrong_field(self, prism_url: str) -> None:
+        """Through the async seam too, a misspelt required field is refused with 422."""
+        async with AsyncRetryingHttpClient(PrismAiohttpClient(prism_url)) as http:
+            response = await http.request(
+                "POST",
+                f"{TWILIO_API}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
+                data={"Too": TO, "From": "+15005550006", "Body": "x"},
+                auth=(ACCOUNT, "t"),
+            )
+        assert response.status_code == 422
+
+    async def test_create_message(self, prism_url: str) -> None:
+        """A message with From, Body and StatusCallback is accepted; the example parses."""
+        async with _async_rest(prism_url) as (client, sleeps):
+            message = await client.messages.create_async(
+                to=TO,
+                from_="+15005550006",
+                body="Confirmado para 15h",
+                status_callback="https://app.test/message-status?cid=c1",
+            )
+        assert message.sid.startswith("SM")
+        assert len(message.sid) == 34
+        assert sleeps == []
+
+    async def test_create_whatsapp_message_with_media(self, prism_url: str) -> None:
+        """WhatsApp addresses and a repeated MediaUrl, encoded by our client, are accepted."""
+        async with _async_rest(prism_url) as (client, _):
+            message = await client.messages.create_async(
+                to=f"whatsapp:{TO}",
+                from_="whatsapp:+14155238886",
+                body="see",
+                media_url=["https://cdn.test/a.png", "https://cdn.test/b.png"],
+            )
+        assert message.sid.startswith("SM")
+
+    async def test_create_call(self, prism_url: str) -> None:
+        """A call with Url, Record, callbacks and repeated event keys is accepted."""
+        async with _async_rest(prism_url) as (client, _):
+            call = await client.calls.create_async(
+                to=TO,
+                from_="+15005550006",
+                url="https://app.test/t.xml",
+                record=True,
+                status_callback="https://app.test/call-status",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+            )
+        assert call.sid.startswith("CA")
+        assert len(call.sid) == 34
+
+    async def test_fetch_account(self, prism_url: str) -> None:
+        """The account fetch is accepted and its status parses."""
+        async with _async_rest(prism_url) as (client, _):
+            account = await client.api.v2010.accounts(ACCOUNT).fetch_async()
+        assert account.sid.startswith("AC")
+        assert isinstance(account.status, str)
+
+    async def test_429_is_retried_then_rate_limited(self, prism_errors_url: str) -> None:
+        """Twilio's 429 is retried max_retries times, then RateLimited, as on the sync seam."""
+        async with _async_rest(prism_errors_url, prefer="code=429", max_retries=2) as (
+            client,
+            sleeps,
+        ):
+            with pytest.raises(RateLimited) as info:
+                await client.messages.create_async(to=TO, from_="+15005550006", body="hi")
+        assert info.value.code == 20429
+        assert len(sleeps) == 2
+
+    async def test_500_is_not_retried(self, prism_errors_url: str) -> None:
+        """Twilio's 500 to a create goes back to twilio untouched: no retry."""
+        async with _async_rest(prism_errors_url, prefer="code=500") as (client, sleeps):
+            with pytest.raises(TwilioRestException) as info:
+                await client.calls.create_async(to=TO, from_="+15005550006", twiml="<Response/>")
+        assert info.value.status == 500
+        assert sleeps == []
