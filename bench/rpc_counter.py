@@ -1,5 +1,10 @@
 """Counting Firestore RPCs: a gRPC interceptor on the real client's channel.
 
+`counted_client` counts a ``google.cloud.firestore.Client`` (a sync channel
+wrapped by ``grpc.intercept_channel``), `counted_async_client` an
+``AsyncClient`` (a ``grpc.aio`` channel opened with the counter's
+interceptors: ``grpc.aio`` takes them only when the channel is made).
+
 `bench/firestore.py` and `tests/test_firestore_round_trips.py` (pytest puts
 ``bench/`` on its path) both count with it; benches never import ``tests/``.
 """
@@ -44,8 +49,10 @@ class RpcCounter(
         return found
 
     def _count(self, details: Any) -> None:
+        method = details.method  # bytes on a grpc.aio channel
+        name = method.decode() if isinstance(method, bytes) else str(method)
         with self._lock:
-            self.calls.append(str(details.method).rsplit("/", 1)[-1])
+            self.calls.append(name.rsplit("/", 1)[-1])
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         self._count(details)
@@ -63,6 +70,48 @@ class RpcCounter(
         self._count(details)
         return continuation(details, requests)
 
+    def aio_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        """Interceptors for a ``grpc.aio`` channel counting into this counter, one per RPC kind.
+
+        (``grpc.aio`` files each interceptor under the first kind it is, so
+        one object cannot serve all four.)
+        """
+        return [
+            _AioUnaryUnary(self),
+            _AioUnaryStream(self),
+            _AioStreamUnary(self),
+            _AioStreamStream(self),
+        ]
+
+
+class _AioCounting:
+    def __init__(self, counter: RpcCounter) -> None:
+        self.counter = counter
+
+
+class _AioUnaryUnary(_AioCounting, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.counter._count(details)
+        return await continuation(details, request)
+
+
+class _AioUnaryStream(_AioCounting, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.counter._count(details)
+        return await continuation(details, request)
+
+
+class _AioStreamUnary(_AioCounting, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self.counter._count(details)
+        return await continuation(details, requests)
+
+
+class _AioStreamStream(_AioCounting, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self.counter._count(details)
+        return await continuation(details, requests)
+
 
 def counted_client(project: str) -> tuple[Any, RpcCounter]:
     """A real ``google.cloud.firestore.Client`` on the emulator whose RPCs are counted."""
@@ -74,6 +123,28 @@ def counted_client(project: str) -> tuple[Any, RpcCounter]:
 
     def channel(transport: Any) -> Any:
         return grpc.intercept_channel(open_channel(transport), counter)
+
+    client._emulator_channel = channel
+    return client, counter
+
+
+def counted_async_client(project: str) -> tuple[Any, RpcCounter]:
+    """A real ``google.cloud.firestore.AsyncClient`` on the emulator whose RPCs are counted.
+
+    Its channel opens on the event loop of its first call, as the client's own would.
+    """
+    from google.cloud import firestore  # noqa: PLC0415 - only where RPCs are counted
+    from google.cloud.firestore_v1 import base_client  # noqa: PLC0415
+
+    client: Any = firestore.AsyncClient(project=project)
+    counter = RpcCounter()
+    # The options the client's own emulator channel gets (the token "owner", message sizes).
+    options = [("Authorization", "Bearer owner"), *base_client._GRPC_MSG_SIZE_OPTIONS]
+
+    def channel(transport: Any) -> Any:
+        return grpc.aio.insecure_channel(
+            client._emulator_host, options=options, interceptors=counter.aio_interceptors()
+        )
 
     client._emulator_channel = channel
     return client, counter

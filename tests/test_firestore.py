@@ -1,5 +1,10 @@
-"""What `FirestoreRepository` adds to the contract: stored schema, legacy documents, batches,
-indexes and error translation."""
+"""What the Firestore repositories add to the contract: stored schema, legacy documents,
+batches, indexes, error translation and time bounds.
+
+The tests of error translation, transaction deadlines and dead hosts run on
+both kinds (``kind``): `FirestoreRepository`, and `AsyncFirestoreRepository`
+behind a `SyncFacade` (the same fake APIs, given their async face).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +20,16 @@ import attrs
 import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
-from google.api_core.retry import Retry
+from google.api_core.retry import AsyncRetry, Retry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
+from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.query import Query
 
 from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
 from servio_twilio.domain.models import Channel, Communication, Direction
-from servio_twilio.storage.firestore import repository as repository_module
+from servio_twilio.storage.firestore import transaction as transaction_module
 from servio_twilio.storage.firestore.repository import (
     EVENTS_SUBCOLLECTION,
     MAX_BATCH_WRITES,
@@ -32,8 +38,10 @@ from servio_twilio.storage.firestore.repository import (
     to_document,
 )
 from support.firestore_emulator import PROJECT, unique_collection
+from support.firestore_fakes import KINDS, client_of, repository_of, with_api
 from support.grpc_fakes import RpcCall as _FakeRpcError
 from support.processes import free_port
+from support.sync_facade import LoopThread
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -80,6 +88,51 @@ def make(**changes: Any) -> Communication:
 def offline_client() -> Any:
     """A Firestore client that never connects (its API is replaced before any call)."""
     return firestore.Client(project="demo-offline", credentials=AnonymousCredentials())
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """``sync``: `FirestoreRepository`; ``async``: `AsyncFirestoreRepository` behind a facade."""
+    param: str = request.param
+    return param
+
+
+@pytest.fixture
+def loop() -> Iterator[Callable[[], LoopThread]]:
+    """The event loop of the test's async facades, started on first use, closed after."""
+    started: list[LoopThread] = []
+
+    def get() -> LoopThread:
+        if not started:
+            started.append(LoopThread())
+        return started[0]
+
+    yield get
+    for thread in started:
+        thread.close()
+
+
+@pytest.fixture
+def offline(kind: str, loop: Callable[[], LoopThread]) -> Callable[..., Any]:
+    """Builds a repository of ``kind`` whose client never connects; on the fake ``api`` if given."""
+
+    def build(api: Any = None, **kwargs: Any) -> Any:
+        client = client_of(kind, project="demo-offline", offline=True)
+        if api is not None:
+            with_api(kind, client, api)
+        return repository_of(kind, client, loop, **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def connect(kind: str, loop: Callable[[], LoopThread]) -> Callable[..., Any]:
+    """Builds a repository of ``kind`` on the host ``FIRESTORE_EMULATOR_HOST`` names."""
+
+    def build(project: str = PROJECT, **kwargs: Any) -> Any:
+        return repository_of(kind, client_of(kind, project=project), loop, **kwargs)
+
+    return build
 
 
 class TestToDocument:
@@ -255,17 +308,25 @@ class TestIndexes:
         ]
 
     def test_every_query_the_repository_makes_is_covered(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch, kind: str, offline: Callable[..., Any]
     ) -> None:
         """Each query of the repository either needs no composite index or has one in the file."""
-        captured: list[Query] = []
+        captured: list[Any] = []
 
         def capture(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
             captured.append(self)
             return iter([])
 
-        monkeypatch.setattr(Query, "stream", capture)
-        repo = FirestoreRepository(offline_client())
+        async def capture_async(self: AsyncQuery, *args: Any, **kwargs: Any) -> Any:
+            captured.append(self)
+            return
+            yield
+
+        if kind == "sync":
+            monkeypatch.setattr(Query, "stream", capture)
+        else:
+            monkeypatch.setattr(AsyncQuery, "stream", capture_async)
+        repo = offline()
         repo.history("p")
         repo.history("p", channel=Channel.SMS)
         repo.history("p", before=T0)
@@ -325,7 +386,7 @@ ERRORS = {
     "auth": auth_exceptions.RefreshError("token=abc.secret.value expired"),
 }
 
-OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
+OPERATIONS: dict[str, Callable[[Any], Any]] = {
     "add": lambda repo: repo.add(make()),
     "add-given-id": lambda repo: repo.add(make(id="given")),
     "add_many": lambda repo: repo.add_many([make(), make()]),
@@ -344,12 +405,12 @@ OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
 class TestErrorTranslation:
     @pytest.mark.parametrize("error_name", ERRORS)
     @pytest.mark.parametrize("operation", OPERATIONS)
-    def test_driver_errors_become_repository_errors(self, operation: str, error_name: str) -> None:
+    def test_driver_errors_become_repository_errors(
+        self, operation: str, error_name: str, offline: Callable[..., Any]
+    ) -> None:
         """Every method turns each API, gRPC and auth error into RepositoryError from it."""
-        client = offline_client()
         api = _FailingApi(ERRORS[error_name])
-        client._firestore_api_internal = api
-        repo = FirestoreRepository(client, collection="comms")
+        repo = offline(api, collection="comms")
         with pytest.raises(RepositoryError) as caught:
             OPERATIONS[operation](repo)
         assert type(caught.value) is RepositoryError
@@ -361,17 +422,18 @@ class TestErrorTranslation:
         assert "secret" not in str(caught.value)
 
     @pytest.mark.parametrize("operation", ["add", "add_many"])
-    def test_already_exists_becomes_duplicate_record(self, operation: str) -> None:
+    def test_already_exists_becomes_duplicate_record(
+        self, operation: str, offline: Callable[..., Any]
+    ) -> None:
         """Firestore's AlreadyExists on a commit is DuplicateRecord."""
-        client = offline_client()
-        client._firestore_api_internal = _FailingApi(api_exceptions.AlreadyExists("exists"))
-        repo = FirestoreRepository(client)
+        repo = offline(_FailingApi(api_exceptions.AlreadyExists("exists")))
         with pytest.raises(DuplicateRecord):
             OPERATIONS[operation](repo)
 
-    def test_transaction_contention_becomes_repository_error(self) -> None:
+    def test_transaction_contention_becomes_repository_error(
+        self, offline: Callable[..., Any]
+    ) -> None:
         """When every commit aborts, the transaction gives up after 5 with RepositoryError."""
-        client = offline_client()
 
         class AbortingCommit(_FailingApi):
             def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -381,14 +443,12 @@ class TestErrorTranslation:
                     return lambda *a, **k: iter([])
                 return super().__getattr__(name)
 
-        client._firestore_api_internal = AbortingCommit(api_exceptions.Aborted("contention"))
-        repo = FirestoreRepository(client)
+        repo = offline(AbortingCommit(api_exceptions.Aborted("contention")))
         with pytest.raises(RepositoryError, match=r"Aborted: contention \(aborted 5 times\)$"):
             repo.update_many({"x": lambda c: c})  # no record: nothing to write, it commits
 
-    def test_a_failed_rollback_does_not_hide_the_error(self) -> None:
+    def test_a_failed_rollback_does_not_hide_the_error(self, offline: Callable[..., Any]) -> None:
         """A body's own error is raised even when the rollback after it fails."""
-        client = offline_client()
 
         class FailingRollback(_FailingApi):
             def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -399,25 +459,24 @@ class TestErrorTranslation:
                 return super().__getattr__(name)
 
         api = FailingRollback(api_exceptions.ServiceUnavailable("rollback lost"))
-        client._firestore_api_internal = api
         with pytest.raises(RecordNotFound):
-            FirestoreRepository(client).update("x", lambda c: c)
+            offline(api).update("x", lambda c: c)
         assert api.calls == ["rollback"]
 
-    def test_closed_port_ping_fails_cleanly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_closed_port_ping_fails_cleanly(
+        self, monkeypatch: pytest.MonkeyPatch, connect: Callable[..., Any]
+    ) -> None:
         """A repository on a port nobody listens on raises RepositoryError from ping."""
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-        repo = FirestoreRepository(firestore.Client(project=PROJECT), timeout=1.0)
+        repo = connect(timeout=1.0)
         with pytest.raises(RepositoryError, match="ping failed") as caught:
             repo.ping()
         assert isinstance(caught.value.__cause__, api_exceptions.GoogleAPIError | grpc.RpcError)
 
-    def test_invalid_ids_never_reach_firestore(self) -> None:
+    def test_invalid_ids_never_reach_firestore(self, offline: Callable[..., Any]) -> None:
         """Ids Firestore cannot hold are answered without a call: None, [], RecordNotFound."""
-        client = offline_client()
         api = _FailingApi(AssertionError("no call expected"))
-        client._firestore_api_internal = api
-        repo = FirestoreRepository(client)
+        repo = offline(api)
         for bad in ["", "a/b", "..", "__id__", "x" * 1501]:
             assert repo.get(bad) is None
             assert repo.events(bad) == []
@@ -476,42 +535,49 @@ class TestTransactionDeadline:
     @pytest.fixture
     def clock(self, monkeypatch: pytest.MonkeyPatch) -> _Clock:
         clock = _Clock()
-        monkeypatch.setattr(repository_module, "time", clock)
+        monkeypatch.setattr(transaction_module, "time", clock)
         return clock
 
-    def repo(self, api: _TimedApi, timeout: float | None = 2.0) -> FirestoreRepository:
-        client = offline_client()
-        client._firestore_api_internal = api
-        return FirestoreRepository(client, collection="comms", timeout=timeout)
+    @pytest.fixture
+    def repo(self, offline: Callable[..., Any]) -> Callable[..., Any]:
+        def build(api: _TimedApi, timeout: float | None = 2.0) -> Any:
+            return offline(api, collection="comms", timeout=timeout)
 
-    def test_begin_reads_and_commit_share_one_timeout(self, clock: _Clock) -> None:
+        return build
+
+    def test_begin_reads_and_commit_share_one_timeout(
+        self, clock: _Clock, repo: Callable[..., Any], kind: str
+    ) -> None:
         """Begin, the body's read and the commit each get what is left of one timeout."""
         api = _TimedApi(clock, cost=0.5, commit_errors=[])
-        assert self.repo(api).update_many({"x": lambda c: c}) == {}
+        assert repo(api).update_many({"x": lambda c: c}) == {}
         assert api.timeouts() == [
             ("begin_transaction", 2.0),
             ("batch_get_documents", 1.5),
             ("commit", 1.0),
         ]
-        assert all(isinstance(kwargs["retry"], Retry) for _, kwargs in api.calls)
+        policy = Retry if kind == "sync" else AsyncRetry
+        assert all(type(kwargs["retry"]) is policy for _, kwargs in api.calls)
 
-    def test_rollback_gets_the_time_left(self, clock: _Clock) -> None:
+    def test_rollback_gets_the_time_left(self, clock: _Clock, repo: Callable[..., Any]) -> None:
         """A body that fails rolls back with what is left, and its own error is raised."""
         api = _TimedApi(clock, cost=0.5, commit_errors=[])
         with pytest.raises(RecordNotFound):
-            self.repo(api).update("x", lambda c: c)
+            repo(api).update("x", lambda c: c)
         assert api.timeouts() == [
             ("begin_transaction", 2.0),
             ("batch_get_documents", 1.5),
             ("rollback", 1.0),
         ]
 
-    def test_contention_retries_stop_when_time_runs_out(self, clock: _Clock) -> None:
+    def test_contention_retries_stop_when_time_runs_out(
+        self, clock: _Clock, repo: Callable[..., Any]
+    ) -> None:
         """Aborted commits begin again only while time is left: the error names Aborted."""
         aborts: list[Exception] = [api_exceptions.Aborted("contention") for _ in range(5)]
         api = _TimedApi(clock, cost=0.4, commit_errors=aborts)
         with pytest.raises(RepositoryError) as caught:
-            self.repo(api).update_many({"x": lambda c: c})
+            repo(api).update_many({"x": lambda c: c})
         names = [name for name, _ in api.calls]
         assert names == ["begin_transaction", "batch_get_documents", "commit"] * 2
         assert str(caught.value) == (
@@ -519,26 +585,32 @@ class TestTransactionDeadline:
         )
         assert isinstance(caught.value.__cause__, api_exceptions.Aborted)
 
-    def test_a_body_out_of_time_fails_naming_the_timeout(self, clock: _Clock) -> None:
+    def test_a_body_out_of_time_fails_naming_the_timeout(
+        self, clock: _Clock, repo: Callable[..., Any]
+    ) -> None:
         """A read that would start after the deadline is not made: RepositoryError says why."""
         api = _TimedApi(clock, cost=2.5, commit_errors=[])
         with pytest.raises(RepositoryError) as caught:
-            self.repo(api).update("x", lambda c: c)
+            repo(api).update("x", lambda c: c)
         assert str(caught.value) == "Firestore update failed: the timeout of 2 s ran out"
         assert [name for name, _ in api.calls] == ["begin_transaction"]
 
-    def test_without_a_timeout_the_client_defaults_stay(self, clock: _Clock) -> None:
+    def test_without_a_timeout_the_client_defaults_stay(
+        self, clock: _Clock, repo: Callable[..., Any]
+    ) -> None:
         """timeout=None passes no retry or timeout: the client library's own policy."""
         api = _TimedApi(clock, cost=100.0, commit_errors=[])
-        assert self.repo(api, timeout=None).update_many({"x": lambda c: c}) == {}
+        assert repo(api, timeout=None).update_many({"x": lambda c: c}) == {}
         assert [kwargs.keys() & {"retry", "timeout"} for _, kwargs in api.calls] == [set()] * 3
 
-    def test_calls_outside_a_transaction_keep_the_whole_timeout(self, clock: _Clock) -> None:
+    def test_calls_outside_a_transaction_keep_the_whole_timeout(
+        self, clock: _Clock, repo: Callable[..., Any]
+    ) -> None:
         """After a transaction, a plain read gets the full timeout again."""
         api = _TimedApi(clock, cost=0.5, commit_errors=[])
-        repo = self.repo(api)
-        repo.update_many({"x": lambda c: c})
-        assert repo.get("x") is None
+        repository = repo(api)
+        repository.update_many({"x": lambda c: c})
+        assert repository.get("x") is None
         assert api.timeouts()[-1] == ("batch_get_documents", 2.0)
 
 
@@ -553,7 +625,7 @@ def silent_listener() -> Iterator[str]:
 
 DEAD_TIMEOUT = 2.0
 DEAD_SLACK = 3.0
-DEAD_OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
+DEAD_OPERATIONS: dict[str, Callable[[Any], Any]] = {
     "get": lambda repo: repo.get("x"),
     "add": lambda repo: repo.add(make()),
     "update": lambda repo: repo.update("x", lambda c: c),
@@ -567,12 +639,18 @@ DEAD_OPERATIONS: dict[str, Callable[[FirestoreRepository], Any]] = {
 }
 
 
-def _dead_repo(monkeypatch: pytest.MonkeyPatch, host: str) -> FirestoreRepository:
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
-    return FirestoreRepository(firestore.Client(project="demo-x"), timeout=DEAD_TIMEOUT)
+@pytest.fixture
+def dead_repo(monkeypatch: pytest.MonkeyPatch, connect: Callable[..., Any]) -> Callable[[str], Any]:
+    """Builds a repository of each kind on ``host``, with a timeout of `DEAD_TIMEOUT`."""
+
+    def build(host: str) -> Any:
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+        return connect(project="demo-x", timeout=DEAD_TIMEOUT)
+
+    return build
 
 
-def _fails_in_time(repo: FirestoreRepository, operation: str) -> RepositoryError:
+def _fails_in_time(repo: Any, operation: str) -> RepositoryError:
     started = time.monotonic()
     with pytest.raises(RepositoryError) as caught:
         DEAD_OPERATIONS[operation](repo)
@@ -585,37 +663,39 @@ def _fails_in_time(repo: FirestoreRepository, operation: str) -> RepositoryError
 
 class TestDeadHost:
     @pytest.mark.parametrize("operation", DEAD_OPERATIONS)
-    def test_closed_port(self, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    def test_closed_port(self, dead_repo: Callable[[str], Any], operation: str) -> None:
         """Nobody listening: every call fails within timeout + 3 s, naming ServiceUnavailable."""
-        repo = _dead_repo(monkeypatch, f"127.0.0.1:{free_port()}")
+        repo = dead_repo(f"127.0.0.1:{free_port()}")
         error = _fails_in_time(repo, operation)
         assert f"{operation} failed: ServiceUnavailable: " in str(error)
         assert "Connection refused" in str(error)
 
     @pytest.mark.parametrize("operation", DEAD_OPERATIONS)
-    def test_unresolvable_name(self, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    def test_unresolvable_name(self, dead_repo: Callable[[str], Any], operation: str) -> None:
         """A host name that does not resolve: ServiceUnavailable naming the lookup, in time."""
-        repo = _dead_repo(monkeypatch, "nonexistent.invalid:8080")
+        repo = dead_repo("nonexistent.invalid:8080")
         error = _fails_in_time(repo, operation)
         assert f"{operation} failed: ServiceUnavailable: " in str(error)
         assert "nonexistent.invalid" in str(error)
 
     @pytest.mark.parametrize("operation", ["get", "update", "append_event", "record_event"])
     def test_silent_server(
-        self, monkeypatch: pytest.MonkeyPatch, silent_listener: str, operation: str
+        self, dead_repo: Callable[[str], Any], silent_listener: str, operation: str
     ) -> None:
         """A server that accepts and never answers: DeadlineExceeded, transactions included."""
-        error = _fails_in_time(_dead_repo(monkeypatch, silent_listener), operation)
+        error = _fails_in_time(dead_repo(silent_listener), operation)
         assert f"{operation} failed: DeadlineExceeded: " in str(error)
 
 
 @pytest.mark.firestore
 class TestOnTheEmulator:
     @pytest.fixture
-    def repo(self, firestore_client: Any) -> FirestoreRepository:
-        return FirestoreRepository(firestore_client, collection=unique_collection())
+    def repo(self, firestore_client: Any, kind: str, loop: Callable[[], LoopThread]) -> Any:
+        """A repository of each kind on a fresh collection (read back with the sync client)."""
+        client = firestore_client if kind == "sync" else client_of(kind, project=PROJECT)
+        return repository_of(kind, client, loop, collection=unique_collection())
 
-    def raw(self, client: Any, repo: FirestoreRepository, doc_id: str) -> dict[str, Any]:
+    def raw(self, client: Any, repo: Any, doc_id: str) -> dict[str, Any]:
         snapshot = client.collection(repo.collection).document(doc_id).get()
         assert snapshot.exists
         data: dict[str, Any] = snapshot.to_dict()
@@ -778,3 +858,54 @@ class TestOnTheEmulator:
         with pytest.raises(RepositoryError, match="cannot be stored"):
             repo.append_event(stored.id, {"bad": object()})
         assert repo.events(stored.id) == []
+
+    def test_both_repositories_store_the_same_documents(
+        self, firestore_client: Any, loop: Callable[[], LoopThread]
+    ) -> None:
+        """The same calls through FirestoreRepository and AsyncFirestoreRepository leave the
+        same documents: ids, fields, events (ids from tokens), eventCount."""
+
+        def play(repo: Any) -> None:
+            inbound = make(id="in-1", direction=Direction.INBOUND, status="received")
+            repo.add(inbound, event={"Body": "Oi"}, token="tok-in")
+            repo.add_many([make(id="a", twilio_sid="SMa"), make(id="b")])
+            repo.update("b", lambda c: attrs.evolve(c, twilio_sid="SMb", error="x"))
+            repo.update("b", lambda c: attrs.evolve(c, status="queued", error=None))
+            repo.append_event("a", {"MessageStatus": "sent"})
+            repo.record_event(
+                {"MessageStatus": "delivered"},
+                lambda c: attrs.evolve(c, status="delivered"),
+                communication_id="a",
+                sid="SMa",
+                token="tok-a",
+            )
+            repo.record_event(
+                {"MessageStatus": "sent"},
+                lambda c: c or make(id="sid-SMz", twilio_sid="SMz", status="sent"),
+                sid="SMz",
+                token="tok-z",
+            )
+            repo.update_many({"a": lambda c: attrs.evolve(c, duration=3), "gone": lambda c: c})
+
+        def stored(collection: str) -> list[Any]:
+            found = []
+            for snapshot in firestore_client.collection(collection).stream():
+                events = []
+                for event in snapshot.reference.collection(EVENTS_SUBCOLLECTION).stream():
+                    data = event.to_dict()
+                    assert isinstance(data.pop("storedAt"), datetime)
+                    events.append(
+                        (event.id.split("-")[0] if event.id[0] != "t" else event.id, data)
+                    )
+                found.append((snapshot.id, snapshot.to_dict(), sorted(events, key=repr)))
+            return sorted(found, key=lambda item: item[0])
+
+        sync_repo = FirestoreRepository(firestore_client, collection=unique_collection())
+        client = client_of("async", project=PROJECT)
+        async_repo = repository_of("async", client, loop, collection=unique_collection())
+        play(sync_repo)
+        play(async_repo)
+        documents = stored(sync_repo.collection)
+        assert [doc_id for doc_id, _, _ in documents] == ["a", "b", "in-1", "sid-SMz"]
+        assert documents[0][1]["eventCount"] == 2
+        assert stored(async_repo.collection) == documents

@@ -3,7 +3,10 @@
 The counts are behaviour, not timing: an interceptor on the client's gRPC
 channel counts the calls the emulator receives. The floors are DESIGN.md's
 "Round trips" table; a transaction is BeginTransaction, its reads and one
-Commit.
+Commit. Every test runs on both backends: `FirestoreRepository` on a
+``Client``, and `AsyncFirestoreRepository` on an ``AsyncClient`` (its
+``grpc.aio`` channel counted), awaited on one event loop behind
+`support.sync_facade.SyncFacade` so the same sync client and WSGI app drive it.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
-from rpc_counter import RpcCounter, counted_client
+from rpc_counter import RpcCounter, counted_async_client, counted_client
 
 from servio_twilio.domain.models import Channel, Communication
-from servio_twilio.firestore import FirestoreRepository
+from servio_twilio.firestore import AsyncFirestoreRepository, FirestoreRepository
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.results import OutboundMessage
+from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.webhooks.verifier import WebhookVerifier
 from servio_twilio.webhooks.wsgi import make_wsgi_app
 from support.firestore_emulator import PROJECT, unique_collection
 from support.sending import BASE, TO, make_settings
+from support.sync_facade import LoopThread, SyncFacade
 from support.twilio_callbacks import TOKEN, inbound_params, message_params, signed
 
 pytestmark = pytest.mark.firestore
@@ -35,7 +40,7 @@ TRANSACTION = {"BeginTransaction": 1, "BatchGetDocuments": 1, "Commit": 1}
 class Kit:
     """A client and a webhook app on one counted Firestore repository."""
 
-    def __init__(self, repository: FirestoreRepository, counter: RpcCounter) -> None:
+    def __init__(self, repository: CommunicationRepository, counter: RpcCounter) -> None:
         self.repository = repository
         self.counter = counter
         self.fake = FakeTwilio()
@@ -66,13 +71,26 @@ class Kit:
         return self.counter.take()
 
 
-@pytest.fixture
-def kit(firestore_emulator: str) -> Iterator[Kit]:
-    client, counter = counted_client(PROJECT)
-    repository = FirestoreRepository(client, collection=unique_collection(), timeout=15.0)
+@pytest.fixture(params=["sync", "async"])
+def kit(request: pytest.FixtureRequest, firestore_emulator: str) -> Iterator[Kit]:
+    """A kit on a counted `FirestoreRepository`, or `AsyncFirestoreRepository` behind a facade."""
+    loop = None
+    if request.param == "sync":
+        client, counter = counted_client(PROJECT)
+        repository: CommunicationRepository = FirestoreRepository(
+            client, collection=unique_collection(), timeout=15.0
+        )
+    else:
+        client, counter = counted_async_client(PROJECT)
+        loop = LoopThread()
+        backend = AsyncFirestoreRepository(client, collection=unique_collection(), timeout=15.0)
+        facade: Any = SyncFacade(backend, loop)  # a CommunicationRepository by its methods
+        repository = facade
     kit = Kit(repository, counter)
     yield kit
     kit.http.close()
+    if loop is not None:
+        loop.close()
 
 
 def _sent(kit: Kit) -> Communication:

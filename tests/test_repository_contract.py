@@ -2,11 +2,14 @@
 
 To check your own backend, copy this file into your tests and make the
 ``repository`` fixture return a new, empty instance of it: every test here
-uses only the public Protocol and pytest.
+uses only the public Protocol and pytest. An `AsyncCommunicationRepository`
+runs the same tests behind `support.sync_facade.SyncFacade`, which awaits
+each of its calls on one event loop, so no test is written twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,10 +18,23 @@ import pytest
 
 from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
 from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.storage.async_view import AsyncInMemoryRepository, AsyncRepositoryView
 from servio_twilio.storage.memory import InMemoryRepository
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.storage.repository import (
+    AsyncCommunicationRepository,
+    CommunicationRepository,
+    is_async_repository,
+)
+from support.sync_facade import LoopThread, SyncFacade
 
-BACKENDS = ["memory", pytest.param("firestore", marks=pytest.mark.firestore)]
+SYNC_BACKENDS = ["memory", pytest.param("firestore", marks=pytest.mark.firestore)]
+ASYNC_BACKENDS = [
+    "async-memory",
+    pytest.param("async-firestore", marks=pytest.mark.firestore),
+    # FirestoreRepository awaited through the view: its blocking calls run in the view's threads.
+    pytest.param("async-view-firestore", marks=pytest.mark.firestore),
+]
+BACKENDS = [*SYNC_BACKENDS, *ASYNC_BACKENDS]
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -28,19 +44,48 @@ def isolated(request: pytest.FixtureRequest) -> bool:
     """Whether this backend's commits are atomic here.
 
     The Firestore emulator applies the other writes of a commit whose create
-    fails (real Firestore does not): atomicity is proven on memory, and the
-    Firestore code keeps to single commits and transactions.
+    fails (real Firestore does not): atomicity is proven on memory (sync and
+    async), and the Firestore code keeps to single commits and transactions.
     """
     return "firestore" not in request.node.callspec.params.get("repository", "")
 
 
-@pytest.fixture(params=BACKENDS)
-def repository(request: pytest.FixtureRequest) -> CommunicationRepository:
-    """A new, empty repository of each backend."""
-    if request.param == "memory":
+def _backend(
+    request: pytest.FixtureRequest, name: str
+) -> CommunicationRepository | AsyncCommunicationRepository:
+    """A new, empty repository of the backend ``name``, as it is (sync or async)."""
+    if name == "memory":
         return InMemoryRepository()
-    repo: CommunicationRepository = request.getfixturevalue("firestore_repository")
-    return repo
+    if name == "async-memory":
+        return AsyncInMemoryRepository()
+    if name == "async-view-firestore":
+        view = AsyncRepositoryView(request.getfixturevalue("firestore_repository"))
+        request.addfinalizer(view.close)
+        return view
+    backend: CommunicationRepository | AsyncCommunicationRepository = request.getfixturevalue(
+        name.replace("-", "_") + "_repository"
+    )
+    return backend
+
+
+@pytest.fixture(params=BACKENDS)
+def repository(request: pytest.FixtureRequest) -> Iterator[CommunicationRepository]:
+    """A new, empty repository of each backend; an async one behind a `SyncFacade`."""
+    backend = _backend(request, request.param)
+    if not is_async_repository(backend):
+        assert isinstance(backend, CommunicationRepository)
+        yield backend
+        return
+    loop = LoopThread()
+    facade: Any = SyncFacade(backend, loop)  # a CommunicationRepository by its methods
+    yield facade
+    loop.close()
+
+
+@pytest.fixture(params=ASYNC_BACKENDS)
+def async_repository(request: pytest.FixtureRequest) -> Any:
+    """A new, empty repository of each async backend, as it is."""
+    return _backend(request, request.param)
 
 
 def make(**changes: Any) -> Communication:
@@ -68,6 +113,11 @@ class TestProtocol:
         """Every backend satisfies the runtime-checkable Protocol and says whether it blocks."""
         assert isinstance(repository, CommunicationRepository)
         assert isinstance(repository.blocking, bool)
+
+    def test_async_backends_are_async_repositories(self, async_repository: Any) -> None:
+        """Each async backend satisfies AsyncCommunicationRepository and is told apart as async."""
+        assert isinstance(async_repository, AsyncCommunicationRepository)
+        assert is_async_repository(async_repository)
 
 
 class TestAdd:

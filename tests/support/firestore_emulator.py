@@ -8,7 +8,10 @@ locally and fails in CI (``CI=true``), naming what is missing.
 
 ``firestore_client`` is a ``google.cloud.firestore.Client`` on the emulator;
 ``firestore_repository`` a ``FirestoreRepository`` on a collection of its own
-(the emulator cannot list or delete collections, so each test gets a new name).
+(the emulator cannot list or delete collections, so each test gets a new name);
+``async_firestore_repository`` an ``AsyncFirestoreRepository`` on a collection
+of its own, with an ``AsyncClient`` of its own (a client's gRPC channel
+belongs to the event loop of its first call, and each test has its loop).
 """
 
 from __future__ import annotations
@@ -100,3 +103,17 @@ def firestore_repository(firestore_client: Any) -> Any:
     from servio_twilio.firestore import FirestoreRepository
 
     return FirestoreRepository(firestore_client, collection=unique_collection(), timeout=15.0)
+
+
+@pytest.fixture
+def async_firestore_repository(firestore_emulator: str) -> Any:
+    """An ``AsyncFirestoreRepository`` on a fresh collection, with a new ``AsyncClient``.
+
+    Await it on one event loop (e.g. through ``support.sync_facade.SyncFacade``).
+    """
+    from google.cloud import firestore
+
+    from servio_twilio.firestore import AsyncFirestoreRepository
+
+    client = firestore.AsyncClient(project=PROJECT)
+    return AsyncFirestoreRepository(client, collection=unique_collection(), timeout=15.0)

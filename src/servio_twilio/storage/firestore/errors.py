@@ -6,7 +6,7 @@ any other GoogleAPIError, grpc.RpcError,
 google.auth.exceptions.GoogleAuthError    -> RepositoryError
 ```
 
-Imports ``google.api_core`` and ``grpc``: only the Firestore repository imports it.
+Imports ``google.api_core`` and ``grpc``: only the Firestore backend imports it.
 """
 
 from __future__ import annotations
@@ -49,17 +49,23 @@ _TRANSIENT_READ_ERRORS: Final = (
 )
 
 
-def read_options(timeout: float | None) -> dict[str, Any]:
-    """``retry`` and ``timeout`` for one Firestore read (see `_call_options`)."""
-    return _call_options(timeout, _TRANSIENT_READ_ERRORS)
+def read_options(timeout: float | None, *, asynchronous: bool = False) -> dict[str, Any]:
+    """``retry`` and ``timeout`` for one Firestore read (see `_call_options`).
+
+    ``asynchronous``: for a call of ``google.cloud.firestore.AsyncClient``
+    (its retries are ``AsyncRetry``).
+    """
+    return _call_options(timeout, _TRANSIENT_READ_ERRORS, asynchronous)
 
 
-def write_options(timeout: float | None) -> dict[str, Any]:
+def write_options(timeout: float | None, *, asynchronous: bool = False) -> dict[str, Any]:
     """``retry`` and ``timeout`` for one Firestore write (see `_call_options`)."""
-    return _call_options(timeout, _TRANSIENT_WRITE_ERRORS)
+    return _call_options(timeout, _TRANSIENT_WRITE_ERRORS, asynchronous)
 
 
-def _call_options(timeout: float | None, transient: tuple[type[Exception], ...]) -> dict[str, Any]:
+def _call_options(
+    timeout: float | None, transient: tuple[type[Exception], ...], asynchronous: bool
+) -> dict[str, Any]:
     """``retry`` and ``timeout`` for one Firestore call, retrying ``transient`` errors.
 
     The client's query stream re-runs a query whenever the retry predicate
@@ -74,9 +80,8 @@ def _call_options(timeout: float | None, transient: tuple[type[Exception], ...])
     def predicate(exc: Exception) -> bool:
         return isinstance(exc, transient) and time.monotonic() < deadline
 
-    policy = api_retry.Retry(
-        predicate=predicate, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
-    )
+    kind = api_retry.AsyncRetry if asynchronous else api_retry.Retry
+    policy = kind(predicate=predicate, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout)
     return {"retry": policy, "timeout": timeout}
 
 
