@@ -7,9 +7,10 @@
 #   bash scripts/check.sh [pytest arguments...]
 #
 # Needs beside the clone: Python >= 3.11 ($PYTHON, default python3), Node.js
-# >= 20 with npm, and Twilio's OpenAPI description in ../shared/twilio-oai
-# ($TWILIO_OAI_DIR). Anything missing fails the check up front, named with
-# where it comes from (tests/support/requirements.py); no test skips.
+# >= 20 with npm, Twilio's OpenAPI description in ../shared/twilio-oai
+# ($TWILIO_OAI_DIR), and redis-server (installed with apt-get when run as
+# root). Anything missing fails the check, named with where it comes from
+# (tests/support/requirements.py); no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +40,19 @@ fi
 
 step "npm packages for the test servers (tests/package-lock.json)"
 npm ci --prefix tests --no-audit --no-fund --loglevel=error
+
+step "redis-server for the shared-limit tests (Debian's redis-server package)"
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        fail "redis-server not found: install Debian's redis-server package" \
+            "(sudo apt-get install -y redis-server), or run the check as root to have it installed"
+    fi
+fi
 "$VENV/bin/python" tests/support/requirements.py --installed \
-    || fail "missing requirements after npm ci, listed above"
+    || fail "missing requirements after npm ci and the redis-server step, listed above"
 
 step "ruff"
 "$VENV/bin/ruff" check .

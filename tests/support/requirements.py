@@ -4,11 +4,12 @@ One list, read two ways, so both name a missing thing the same way:
 
 - ``scripts/check.sh`` runs this file as a script before it installs anything
   (``python tests/support/requirements.py``: Python, ``node``, ``npm``, the
-  shared OpenAPI files) and again after ``npm ci --prefix tests``
-  (``--installed``: the npm packages too). It prints every missing thing and
-  exits 1.
-- The Firestore emulator and Prism fixtures call `for_firestore_emulator()`
-  and `for_prism()` and fail the test with the messages (never skip).
+  shared OpenAPI files) and again after ``npm ci --prefix tests`` and its
+  redis-server step (``--installed``: the npm packages and ``redis-server``
+  too). It prints every missing thing and exits 1.
+- The Firestore emulator, Prism and Redis fixtures call `for_firestore_emulator()`,
+  `for_prism()` and `for_redis_server()` and fail the test with the messages
+  (never skip).
 
 Standard library only: the check runs it before the virtual environment exists.
 
@@ -38,6 +39,7 @@ PRISM = NODE_MODULES / ".bin" / "prism"
 SPEC_DIR_VARIABLE = "TWILIO_OAI_DIR"
 DEFAULT_SPEC_DIR = "../shared/twilio-oai"
 SPEC_NAMES = ("twilio_api_v2010.prism.json", "twilio_api_v2010.prism-errors.json")
+REDIS_SERVER = "redis-server"
 MIN_PYTHON = (3, 11)
 MIN_NODE = 20
 
@@ -140,6 +142,17 @@ def prism_package_problems() -> list[str]:
     return [f"{_shown(PRISM)} not found: Prism is the npm package @stoplight/prism-cli, {_NPM_CI}"]
 
 
+def redis_server_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """``redis-server`` missing from PATH (the shared-limit tests run a real Redis)."""
+    if shutil.which(REDIS_SERVER, path=environ.get("PATH")) is None:
+        return [
+            f"{REDIS_SERVER} not found on PATH: the shared-limit tests run a real Redis, Debian's"
+            " redis-server package (`apt-get install -y redis-server`; scripts/check.sh installs"
+            " it when run as root)"
+        ]
+    return []
+
+
 def before_install(environ: Mapping[str, str] = os.environ) -> list[str]:
     """What must be there before the check installs anything: Python, node, npm, the spec."""
     return [
@@ -151,17 +164,24 @@ def before_install(environ: Mapping[str, str] = os.environ) -> list[str]:
 
 
 def everything(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """`before_install()` and the npm packages ``npm ci --prefix tests`` installs."""
+    """`before_install()`, the npm packages ``npm ci --prefix tests`` installs, and
+    ``redis-server`` (scripts/check.sh installs it with apt-get when run as root)."""
     return [
         *before_install(environ),
         *firestore_emulator_package_problems(),
         *prism_package_problems(),
+        *redis_server_problems(environ),
     ]
 
 
 def for_firestore_emulator(environ: Mapping[str, str] = os.environ) -> list[str]:
     """What the ``firestore_emulator`` fixture needs and is missing."""
     return [*node_problems(environ), *firestore_emulator_package_problems()]
+
+
+def for_redis_server(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the ``redis_server`` fixture needs and is missing."""
+    return redis_server_problems(environ)
 
 
 def for_prism(spec_name: str, environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -10,6 +10,9 @@ ServioTwilioError(Exception)
 ├── InvalidPhoneNumber(ServioTwilioError, ValueError)   .raw, .reason
 ├── BatchTooLarge(ServioTwilioError, ValueError)        .size, .limit
 ├── SendLimitExceeded(ServioTwilioError)                .prospect_id, .retry_after
+│   └── LimiterUnavailable                              a shared limit's storage failed
+├── RecipientOptedOut(ServioTwilioError)                .number, .channel
+├── OutsideSendingHours(ServioTwilioError)              .number, .next_allowed_at, .reason
 ├── TwilioAPIError      .status, .code, .message, .more_info, .retryable, .communication_id
 │   └── RateLimited                                     .retry_after
 ├── SendOutcomeUnknown(ServioTwilioError)               .communication_id
@@ -25,7 +28,9 @@ ServioTwilioError(Exception)
 
 from __future__ import annotations
 
-from servio_twilio.domain.phone_text import mask_phone
+from datetime import datetime
+
+from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
 
 __all__ = [
     "BatchTooLarge",
@@ -34,9 +39,12 @@ __all__ = [
     "InvalidArgument",
     "InvalidPhoneNumber",
     "InvalidSignature",
+    "LimiterUnavailable",
     "MalformedCallback",
     "MissingSignature",
+    "OutsideSendingHours",
     "RateLimited",
+    "RecipientOptedOut",
     "RecordNotFound",
     "RepositoryError",
     "SendLimitExceeded",
@@ -150,6 +158,94 @@ class SendLimitExceeded(ServioTwilioError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.prospect_id, self.retry_after))
+
+
+class LimiterUnavailable(SendLimitExceeded):
+    """A shared limit could not be checked (its storage failed): nothing was written or sent.
+
+    Shared limits fail closed: a send whose limit cannot be counted is
+    refused, never sent unchecked. A `SendLimitExceeded`, so code that
+    catches that (a batch, a retry queue) handles it too; ``prospect_id`` is
+    the limit's key with any phone number in it masked, ``retry_after`` a
+    suggestion (``RETRY_AFTER`` seconds), ``detail`` what failed (no secret,
+    no phone number).
+
+    New in 0.2.0.
+    """
+
+    RETRY_AFTER = 5.0
+    """The ``retry_after`` it suggests: the storage may be back by then."""
+
+    def __init__(self, prospect_id: str, detail: str, *, retry_after: float = RETRY_AFTER) -> None:
+        shown = mask_phone_numbers(prospect_id) if isinstance(prospect_id, str) else prospect_id
+        self.detail = detail
+        super().__init__(shown, retry_after)
+        Exception.__init__(
+            self,
+            f"send limit for {_shorten(shown)} could not be checked, so nothing was "
+            f"sent: {_clip(detail)}",
+        )
+
+    __reduce__ = _reduce_with_state
+
+
+class RecipientOptedOut(ServioTwilioError):
+    """The recipient opted out of this channel: nothing was written or sent.
+
+    ``number`` is the E.164 number (masked in the message, which ends up in
+    logs), ``channel`` the channel's value (``"sms"``, ``"whatsapp"``,
+    ``"call"``).
+
+    New in 0.2.0.
+    """
+
+    def __init__(self, number: str, channel: str) -> None:
+        self.number = number
+        self.channel = str(channel)
+        super().__init__(
+            f"{_shown_number(number)} opted out of {_shorten(self.channel)}; nothing was sent"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.number, self.channel))
+
+
+class OutsideSendingHours(ServioTwilioError):
+    """The recipient's local time is outside the sending hours: nothing was written or sent.
+
+    ``next_allowed_at`` is the first moment (aware UTC) when the local time
+    is inside the window in every one of ``time_zones``, the number's time
+    zones; None when waiting does not help, and ``reason`` says why: no
+    moment within a week is inside the window in all the zones, or no time
+    zone is known for the number (and there is no default). ``number`` is
+    masked in the message.
+
+    New in 0.2.0.
+    """
+
+    def __init__(
+        self,
+        number: str,
+        next_allowed_at: datetime | None,
+        *,
+        time_zones: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> None:
+        self.number = number
+        self.next_allowed_at = next_allowed_at
+        self.time_zones = tuple(time_zones)
+        self.reason = reason
+        shown = ", ".join(self.time_zones[:5]) + (", ..." if len(self.time_zones) > 5 else "")
+        message = f"outside sending hours for {_shown_number(number)}"
+        if shown:
+            message += f" [{shown}]"
+        if reason:
+            message += f": {_clip(reason)}"
+        if next_allowed_at is not None:
+            message += f"; next allowed at {next_allowed_at.isoformat()}"
+        super().__init__(message)
+
+    __reduce__ = _reduce_with_state
 
 
 class TwilioAPIError(ServioTwilioError):

@@ -2,7 +2,17 @@
 
 The client asks its limiter before anything is written or sent. A limiter is
 anything with ``try_acquire(key) -> float | None`` (the `SendLimiter`
-Protocol); `InMemorySendLimiter` ships, a sliding window per key.
+Protocol); the async client awaits ``try_acquire_async(key)`` when the limiter
+has it (`AsyncSendLimiter`). `InMemorySendLimiter` ships, a sliding window
+per key in process memory; `servio_twilio.sending.shared_limits.SharedSendLimiter`
+keeps the same window in Redis (or any storage of the ``limits`` package), shared
+by every process.
+
+The in-memory window is our own rather than ``limits``' memory storage: that
+one reads the wall clock (``time.time``) with no way to inject a clock, counts
+whole-second windows only (``per_seconds=0.5`` would become 0) and starts a
+timer thread per storage; this one takes a monotonic, injectable clock and
+any positive window.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from typing import Protocol, runtime_checkable
 from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.sending.ratelimit import is_positive_int, is_positive_number
 
-__all__ = ["InMemorySendLimiter", "SendLimiter"]
+__all__ = ["AsyncSendLimiter", "InMemorySendLimiter", "SendLimiter"]
 
 
 @runtime_checkable
@@ -33,6 +43,22 @@ class SendLimiter(Protocol):
     def try_acquire(self, key: str) -> float | None:
         """Take one send for ``key``: None when allowed (and counted), else the
         seconds until a send may be allowed (nothing is counted then)."""
+        ...
+
+
+@runtime_checkable
+class AsyncSendLimiter(Protocol):
+    """A send limiter the async client can await: ``try_acquire_async(key)``.
+
+    Same answer as `SendLimiter.try_acquire`. `InMemorySendLimiter` and
+    `SharedSendLimiter` have both methods, so one limiter serves a sync and
+    an async client together.
+
+    New in 0.2.0.
+    """
+
+    async def try_acquire_async(self, key: str) -> float | None:
+        """As `SendLimiter.try_acquire`, as a coroutine."""
         ...
 
 
@@ -90,6 +116,13 @@ class InMemorySendLimiter:
                 times.append(now)
                 return None
             return max(times[0] + self.per_seconds - now, 0.0)
+
+    async def try_acquire_async(self, key: str) -> float | None:
+        """`try_acquire` for the async client: it never waits, so it runs inline.
+
+        New in 0.2.0.
+        """
+        return self.try_acquire(key)
 
     def remaining(self, key: str) -> int:
         """How many sends ``key`` may still get in the current window."""

@@ -11,6 +11,14 @@ seconds apart from the first one, and after a pause it lets through at most
 one second's worth at once. A taker that finds the bucket empty reserves
 the next token (the bucket goes into debt) and sleeps until it is due, so
 takers are served in the order they asked, however many threads share it.
+`TokenBucket.acquire_async` does the same for the async client's tasks,
+sleeping without blocking the event loop.
+
+Anything with ``acquire()`` and ``acquire_async()`` is a `RateLimit`;
+`servio_twilio.sending.shared_limits.SharedRateLimit` is one whose pace is
+shared by every process (Redis). The bucket is our own: the ``limits``
+package has fixed and moving windows, no token bucket that paces takes
+``1 / rate`` apart.
 """
 
 from __future__ import annotations
@@ -18,12 +26,31 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeGuard
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from servio_twilio.domain.errors import InvalidArgument
 
-__all__ = ["TokenBucket", "is_positive_int", "is_positive_number"]
+__all__ = ["RateLimit", "TokenBucket", "is_positive_int", "is_positive_number"]
+
+
+@runtime_checkable
+class RateLimit(Protocol):
+    """A cap on sends per second that a batch takes from before each send.
+
+    `TokenBucket` (this process) and `SharedRateLimit` (every process sharing
+    its storage) are rate limits.
+
+    New in 0.2.0.
+    """
+
+    def acquire(self) -> float:
+        """Take one send, sleeping until it is due; return the seconds slept."""
+        ...
+
+    async def acquire_async(self) -> float:
+        """`acquire` for an event loop: wait without blocking it."""
+        ...
 
 
 class TokenBucket:
@@ -32,8 +59,9 @@ class TokenBucket:
     ``burst`` (default: one second's worth, ``max(1, rate)``) is the most
     tokens the bucket holds; it must be between 1 and ``max(1, rate)``. A new
     bucket holds one token. ``clock`` returns seconds on a monotonic scale
-    (``time.monotonic``); ``sleep`` waits (``time.sleep``): tests pass fakes.
-    Thread-safe.
+    (``time.monotonic``); ``sleep`` waits (``time.sleep``) and ``async_sleep``
+    waits in `acquire_async` (``asyncio.sleep``): tests pass fakes.
+    Thread-safe, and safe to share between threads and tasks.
 
     Raises:
         InvalidArgument: (a ``ValueError``) ``rate`` not a positive finite number,
@@ -49,6 +77,7 @@ class TokenBucket:
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
         if not is_positive_number(rate):
             raise InvalidArgument(f"rate must be a positive number per second, got {rate!r}")
@@ -59,10 +88,13 @@ class TokenBucket:
             raise InvalidArgument(f"burst must be between 1 and {ceiling:g} (one second's worth)")
         if not callable(clock) or not callable(sleep):
             raise TypeError("clock and sleep must be callable")
+        if async_sleep is not None and not callable(async_sleep):
+            raise TypeError("async_sleep must be callable")
         self.rate = float(rate)
         self.burst = float(burst)
         self._clock = clock
         self._sleep = sleep
+        self._async_sleep = async_sleep
         self._lock = threading.Lock()
         self._tokens = 1.0
         self._stamp = clock()
@@ -86,6 +118,24 @@ class TokenBucket:
         wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
+        return wait
+
+    async def acquire_async(self) -> float:
+        """`acquire` for the async client: await the token without blocking the loop.
+
+        The reservation is the same as `reserve`'s, so threads and tasks
+        sharing one bucket are served in the order they asked.
+
+        New in 0.2.0.
+        """
+        wait = self.reserve()
+        if wait > 0:
+            if self._async_sleep is None:
+                import asyncio  # noqa: PLC0415 - kept out of `import servio_twilio`
+
+                await asyncio.sleep(wait)
+            else:
+                await self._async_sleep(wait)
         return wait
 
 

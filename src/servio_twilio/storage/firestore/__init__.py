@@ -1,4 +1,4 @@
-"""The Firestore backend: documents, error translation and the repository.
+"""The Firestore backend: documents, error translation, the operations as steps, both repositories.
 
 Imports ``google.cloud.firestore``; the public face is `servio_twilio.firestore`.
 """

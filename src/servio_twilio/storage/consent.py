@@ -1,0 +1,223 @@
+"""Consent stores: who opted out of which channel.
+
+`ConsentStore` is the Protocol both clients and the webhook apps use;
+`AsyncConsentStore` the same with coroutine methods. `InMemoryConsentStore`
+ships (thread-safe, in process memory), with `AsyncInMemoryConsentStore`, an
+async face over the same data; the Firestore backends live in
+`servio_twilio.firestore`. One contract suite (``tests/test_consent_contract.py``)
+runs against every backend.
+
+Numbers are keyed as E.164 (a ``whatsapp:`` prefix is stripped); consent is
+per channel. Every opt-out and opt-in is recorded as a change, even one that
+repeats the current state; the latest change decides.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from servio_twilio.domain.consent import (
+    MAX_CONSENT_HISTORY,
+    Consent,
+    ConsentChange,
+    check_source,
+    consent_number,
+)
+from servio_twilio.domain.errors import InvalidArgument
+from servio_twilio.domain.models import Channel, parse_channel, utcnow
+
+__all__ = [
+    "AsyncConsentStore",
+    "AsyncInMemoryConsentStore",
+    "ConsentStore",
+    "InMemoryConsentStore",
+    "aware_utc_now",
+    "is_async_consent_store",
+]
+
+
+@runtime_checkable
+class ConsentStore(Protocol):
+    """Where opt-outs and opt-ins are kept, per number and channel.
+
+    ``number`` is an E.164 number (a ``whatsapp:`` prefix is accepted and
+    stripped; anything else raises `InvalidPhoneNumber`); ``channel`` a
+    `Channel` or its value (else `InvalidArgument`); ``source`` says what made
+    the change (``"inbound:STOP"``, ``"twilio:21610"``, ``"admin"``: 1 to
+    200 characters). Every storage failure raises `RepositoryError`, never a
+    driver's exception. Write your own backend by implementing these methods;
+    the project's ``tests/test_consent_contract.py`` shows what each must do.
+
+    New in 0.2.0.
+    """
+
+    def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """Record that ``number`` opted out of ``channel``."""
+        ...
+
+    def opt_in(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """Record that ``number`` opted (back) in to ``channel``."""
+        ...
+
+    def is_opted_out(self, number: str, channel: Channel | str) -> bool:
+        """Whether the latest change for ``number`` on ``channel`` is an opt-out (False: none)."""
+        ...
+
+    def get(self, number: str, channel: Channel | str) -> Consent | None:
+        """What is kept for ``number`` on ``channel``, with its recent history; None: nothing."""
+        ...
+
+
+@runtime_checkable
+class AsyncConsentStore(Protocol):
+    """`ConsentStore` with coroutine methods, for `AsyncCommunicationsClient` and the ASGI app.
+
+    Tell the two kinds apart with `is_async_consent_store` (``isinstance``
+    checks only the names).
+
+    New in 0.2.0.
+    """
+
+    async def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_out`."""
+        ...
+
+    async def opt_in(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_in`."""
+        ...
+
+    async def is_opted_out(self, number: str, channel: Channel | str) -> bool:
+        """See `ConsentStore.is_opted_out`."""
+        ...
+
+    async def get(self, number: str, channel: Channel | str) -> Consent | None:
+        """See `ConsentStore.get`."""
+        ...
+
+
+def is_async_consent_store(store: object) -> bool:
+    """Whether ``store``'s methods are coroutines (an `AsyncConsentStore`).
+
+    New in 0.2.0.
+    """
+    return inspect.iscoroutinefunction(getattr(store, "is_opted_out", None))
+
+
+def aware_utc_now(clock: Callable[[], datetime]) -> datetime:
+    """``clock()`` as an aware UTC datetime; `InvalidArgument` when the clock gives a naive one.
+
+    New in 0.2.0.
+    """
+    now = clock()
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidArgument(f"the clock must return an aware datetime, not {now!r:.60}")
+    return now.astimezone(UTC)
+
+
+class InMemoryConsentStore:
+    """A `ConsentStore` in process memory: thread-safe, complete, never blocking.
+
+    ``clock`` gives the time of each change (aware; `utcnow` by default).
+    Each number and channel keeps its latest `MAX_CONSENT_HISTORY` changes.
+    Contents are lost with the process: use a Firestore store to keep
+    opt-outs across deploys and instances.
+
+    New in 0.2.0.
+    """
+
+    blocking = False
+    """Calls never wait on I/O."""
+
+    def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
+        if not callable(clock):
+            raise TypeError("clock must be callable")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._consents: dict[tuple[str, Channel], Consent] = {}
+
+    def __repr__(self) -> str:
+        return f"<InMemoryConsentStore entries={len(self._consents)}>"
+
+    def __len__(self) -> int:
+        """How many numbers and channels have a consent kept."""
+        return len(self._consents)
+
+    def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_out`."""
+        self._change(number, channel, opted_out=True, source=source)
+
+    def opt_in(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_in`."""
+        self._change(number, channel, opted_out=False, source=source)
+
+    def is_opted_out(self, number: str, channel: Channel | str) -> bool:
+        """See `ConsentStore.is_opted_out`."""
+        consent = self.get(number, channel)
+        return consent is not None and consent.opted_out
+
+    def get(self, number: str, channel: Channel | str) -> Consent | None:
+        """See `ConsentStore.get`."""
+        key = (consent_number(number), parse_channel(channel))
+        with self._lock:
+            return self._consents.get(key)
+
+    def _change(self, number: str, channel: Channel | str, *, opted_out: bool, source: str) -> None:
+        key = (consent_number(number), parse_channel(channel))
+        source = check_source(source)
+        with self._lock:
+            at = aware_utc_now(self._clock)
+            change = ConsentChange(opted_out=opted_out, source=source, at=at)
+            previous = self._consents.get(key)
+            history = (*(previous.history if previous else ()), change)
+            self._consents[key] = Consent(
+                number=key[0],
+                channel=key[1],
+                opted_out=opted_out,
+                source=source,
+                updated_at=at,
+                history=history[-MAX_CONSENT_HISTORY:],
+            )
+
+
+class AsyncInMemoryConsentStore:
+    """An `AsyncConsentStore` over an `InMemoryConsentStore` (``.sync``), sharing its data.
+
+    A sync client, an async client and both webhook apps can so share one set
+    of opt-outs. Its calls never block the event loop (they run inline).
+
+    New in 0.2.0.
+    """
+
+    blocking = False
+    """Calls never wait on I/O."""
+
+    def __init__(self, store: InMemoryConsentStore | None = None) -> None:
+        if store is None:
+            store = InMemoryConsentStore()
+        elif not isinstance(store, InMemoryConsentStore):
+            raise TypeError(f"store must be an InMemoryConsentStore, not {type(store).__name__}")
+        self.sync = store
+        """The in-memory store whose data this view shares."""
+
+    def __repr__(self) -> str:
+        return f"<AsyncInMemoryConsentStore over {self.sync!r}>"
+
+    async def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_out`."""
+        self.sync.opt_out(number, channel, source=source)
+
+    async def opt_in(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_in`."""
+        self.sync.opt_in(number, channel, source=source)
+
+    async def is_opted_out(self, number: str, channel: Channel | str) -> bool:
+        """See `ConsentStore.is_opted_out`."""
+        return self.sync.is_opted_out(number, channel)
+
+    async def get(self, number: str, channel: Channel | str) -> Consent | None:
+        """See `ConsentStore.get`."""
+        return self.sync.get(number, channel)
