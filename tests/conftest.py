@@ -14,7 +14,9 @@ import pytest
 pytest_plugins = [
     "support.firestore_emulator",
     "support.prism",
+    "support.redis_server",
     "support.servers",
+    "support.clients",
 ]
 
 _NO_SKIPS = "skipped, but this suite runs every test (select a subset with -m or -k)"

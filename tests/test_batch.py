@@ -19,19 +19,21 @@ from servio_twilio.domain.errors import BatchTooLarge, RepositoryError
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending import batch as batch_module
-from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.limiter import InMemorySendLimiter
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, OutboundMessage
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.clients import make_client
 from support.sending import (
     TEMPLATE,
     WHATSAPP,
     TickingClock as _Clock,
     make_settings as _settings,
 )
+
+pytestmark = pytest.mark.usefixtures("client_kind")
 
 
 def _number(i: int) -> str:
@@ -67,7 +69,7 @@ class _Kit:
         self.fake: FakeTwilio = kwargs.pop("http_client", None) or FakeTwilio()
         self.repo = _SpyRepository()
         self.sleeps: list[float] = []
-        self.client = CommunicationsClient(
+        self.client = make_client(
             settings or _settings(),
             repository=self.repo,
             http_client=self.fake,
@@ -450,7 +452,10 @@ class TestSendBatchLimiter:
 
 
 class TestSendBatchWriteAhead:
-    def test_one_bulk_write_before_any_request(self, kit: _Kit) -> None:
+    @pytest.mark.parametrize(
+        "client_kind", ["sync"]
+    )  # spies on the sync FakeTwilio.request; async: test_async_client.py
+    def test_one_bulk_write_before_any_request(self, client_kind: str, kit: _Kit) -> None:
         """All pending records are written in one add_many before the first request."""
         seen_at_first_request: list[int] = []
         original = kit.fake.request
@@ -585,7 +590,10 @@ class TestSendBatchTwilioFaults:
 
 class TestSendBatchConcurrency:
     @pytest.mark.parametrize(("bound", "n"), [(4, 20), (10, 30)])
-    def test_exactly_max_concurrency_in_flight(self, bound: int, n: int) -> None:
+    @pytest.mark.parametrize(
+        "client_kind", ["sync"]
+    )  # a threading barrier in FakeTwilio.request; async: test_async_client.py
+    def test_exactly_max_concurrency_in_flight(self, client_kind: str, bound: int, n: int) -> None:
         """A barrier of ``bound`` parties passes only if ``bound`` sends overlap; never more."""
         gate = _Gate(bound)
         kit = _Kit(http_client=gate)
@@ -602,7 +610,10 @@ class TestSendBatchConcurrency:
         assert report.succeeded == 12
         assert 1 <= fake.peak_in_flight <= 3
 
-    def test_small_batch_uses_few_threads(self) -> None:
+    @pytest.mark.parametrize(
+        "client_kind", ["sync"]
+    )  # threads are the sync engine; async: test_async_client.py
+    def test_small_batch_uses_few_threads(self, client_kind: str) -> None:
         """Two messages with max_concurrency=50 start two workers, not fifty."""
         started: list[str] = []
         kit = _Kit()
@@ -640,6 +651,23 @@ class TestSendBatchConcurrency:
         assert built == [1]
 
 
+def _no_sleep(_seconds: float) -> None:
+    pass
+
+
+async def _no_wait(_seconds: float) -> None:
+    pass
+
+
+def _bucket(rate: float, *, clock: Any, sleep: Any) -> TokenBucket:
+    """A TokenBucket whose sync and async waits both go to ``sleep`` (for both clients)."""
+
+    async def wait(seconds: float) -> None:
+        sleep(seconds)
+
+    return TokenBucket(rate, clock=clock, sleep=sleep, async_sleep=wait)
+
+
 class TestSendBatchRateCap:
     def test_frozen_clock_spaces_sends(self) -> None:
         """With time frozen, the workers wait 0, 1/r, 2/r, ...: one token per send, shared."""
@@ -650,14 +678,15 @@ class TestSendBatchRateCap:
             with lock:
                 waits.append(seconds)
 
-        bucket = TokenBucket(5, clock=lambda: 0.0, sleep=sleep)
+        bucket = _bucket(5, clock=lambda: 0.0, sleep=sleep)
         kit = _Kit()
         report = kit.client.send_batch(_sms(10), max_concurrency=4, rate_per_second=bucket)
         assert report.succeeded == 10
         assert len(kit.fake.requests) == 10
         assert sorted(waits) == pytest.approx([k / 5 for k in range(1, 10)])
 
-    def test_requests_follow_the_bucket(self) -> None:
+    @pytest.mark.parametrize("client_kind", ["sync"])  # async twin: test_async_client.py
+    def test_requests_follow_the_bucket(self, client_kind: str) -> None:
         """One worker and a fake clock moved by the bucket's sleeps: requests 1/r apart."""
         now = [0.0]
         stamps: list[float] = []
@@ -677,7 +706,7 @@ class TestSendBatchRateCap:
     def test_shared_bucket_spans_batches(self) -> None:
         """One bucket passed to two batches keeps counting: the second continues the slots."""
         waits: list[float] = []
-        bucket = TokenBucket(10, clock=lambda: 0.0, sleep=waits.append)
+        bucket = _bucket(10, clock=lambda: 0.0, sleep=waits.append)
         kit = _Kit()
         kit.client.send_batch(_sms(5), max_concurrency=1, rate_per_second=bucket)
         kit.client.send_batch(_sms(5), max_concurrency=1, rate_per_second=bucket)
@@ -689,13 +718,17 @@ class TestSendBatchRateCap:
 
         class _CountingBucket(TokenBucket):
             def __init__(self, rate: float) -> None:
-                super().__init__(rate, clock=lambda: 0.0, sleep=lambda _s: None)
+                super().__init__(rate, clock=lambda: 0.0, sleep=_no_sleep, async_sleep=_no_wait)
                 self.taken = 0
                 made.append(self)
 
             def acquire(self) -> float:
                 self.taken += 1
                 return super().acquire()
+
+            async def acquire_async(self) -> float:
+                self.taken += 1
+                return await super().acquire_async()
 
         monkeypatch.setattr(batch_module, "TokenBucket", _CountingBucket)
         kit = _Kit()
@@ -711,7 +744,7 @@ class TestSendBatchRateCap:
             if calls[0] == 1:
                 raise OSError("sleep interrupted")
 
-        bucket = TokenBucket(10, clock=lambda: 0.0, sleep=sleep)
+        bucket = _bucket(10, clock=lambda: 0.0, sleep=sleep)
         report = kit.client.send_batch(_sms(3), max_concurrency=1, rate_per_second=bucket)
         assert [item.ok for item in report.items] == [True, False, True]
         assert report.items[1].error == (

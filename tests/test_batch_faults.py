@@ -33,8 +33,11 @@ from servio_twilio.storage.firestore.repository import FirestoreRepository
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.clients import make_client
 from support.processes import free_port
 from support.sending import make_settings
+
+pytestmark = pytest.mark.usefixtures("client_kind")
 
 ACCOUNT = "AC" + "5" * 32
 BATCHES = 10
@@ -156,7 +159,7 @@ def _run() -> tuple[
             fake.fail_number(message.to, fault, times=times)
     repo = _FlakyRepository(broken_updates)
     settings = make_settings(account_sid=ACCOUNT, auth_token="fault-token")
-    client = CommunicationsClient(
+    client = make_client(
         settings, repository=repo, http_client=fake, sleep=lambda _s: None, max_retries=3
     )
     reports = []

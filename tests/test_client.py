@@ -37,6 +37,7 @@ from servio_twilio.sending.results import OutboundMessage, SendResult
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
+from support.clients import make_client
 from support.sending import (
     ACCOUNT,
     API_KEY,
@@ -50,6 +51,8 @@ from support.sending import (
     TickingClock as _Clock,
     make_settings as _settings,
 )
+
+pytestmark = pytest.mark.usefixtures("client_kind")
 
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
 CALLS = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
@@ -69,7 +72,7 @@ def _kit(settings: TwilioSettings | None = None, **kwargs: Any) -> Kit:
     repo = kwargs.pop("repository", None)
     repo = InMemoryRepository() if repo is None else repo
     sleeps: list[float] = []
-    client = CommunicationsClient(
+    client = make_client(
         settings or _settings(),
         repository=repo,
         http_client=fake,
@@ -724,7 +727,10 @@ class TestSendFaults:
             kit.client.send_sms(TO, "hi")
         assert info.value.code == 21211
 
-    def test_callback_before_create_returns_is_not_moved_back(self) -> None:
+    @pytest.mark.parametrize(
+        "client_kind", ["sync"]
+    )  # overrides the sync FakeTwilio.request; async: test_async_client.py
+    def test_callback_before_create_returns_is_not_moved_back(self, client_kind: str) -> None:
         """A status callback that lands before Twilio's answer keeps its higher status."""
         repo = InMemoryRepository()
 
@@ -742,7 +748,10 @@ class TestSendFaults:
         assert (record.status, record.twilio_sid) == ("delivered", result.sid)
         assert result.status == "delivered"
 
-    def test_unreadable_success_is_unknown(self) -> None:
+    @pytest.mark.parametrize(
+        "client_kind", ["sync"]
+    )  # overrides the sync FakeTwilio.request; async: test_async_client.py
+    def test_unreadable_success_is_unknown(self, client_kind: str) -> None:
         """A 2xx answer that is not JSON: the message may be out, so the outcome is unknown."""
 
         class Garbled(FakeTwilio):

@@ -74,6 +74,16 @@ DESIGN_EXPORTS = {
     "CallStatusEvent": "servio_twilio.webhooks.events",
     "RecordingStatusEvent": "servio_twilio.webhooks.events",
     "InboundMessageEvent": "servio_twilio.webhooks.events",
+    # version 0.2: async, send policy
+    "AsyncCommunicationsClient": "servio_twilio.sending.async_client",
+    "AsyncCommunicationRepository": "servio_twilio.storage.repository",
+    "SendPolicy": "servio_twilio.sending.policy",
+    "RecipientOptedOut": "servio_twilio.domain.errors",
+    "OutsideSendingHours": "servio_twilio.domain.errors",
+    "ConsentStore": "servio_twilio.storage.consent",
+    "InMemoryConsentStore": "servio_twilio.storage.consent",
+    "SharedSendLimiter": "servio_twilio.sending.shared_limits",
+    "SharedRateLimit": "servio_twilio.sending.shared_limits",
 }
 
 # Exported beyond DESIGN.md's list, each for a reason the docs give.
@@ -96,6 +106,23 @@ ADDED_EXPORTS = {
     "check_history_args": "servio_twilio.storage.repository",
     "check_update_result": "servio_twilio.storage.repository",
     "timestamp_order": "servio_twilio.storage.repository",
+    # the async client's default, over an InMemoryRepository (docs: async)
+    "AsyncInMemoryRepository": "servio_twilio.storage.async_view",
+    # tells the repository kinds apart (docs: async)
+    "is_async_repository": "servio_twilio.storage.repository",
+    # a shared limit's storage is down: fail closed (docs: compliance)
+    "LimiterUnavailable": "servio_twilio.domain.errors",
+    # the consent stores' async variants (docs: compliance)
+    "AsyncConsentStore": "servio_twilio.storage.consent",
+    "AsyncInMemoryConsentStore": "servio_twilio.storage.consent",
+    "is_async_consent_store": "servio_twilio.storage.consent",
+    # what ConsentStore.get returns (docs: compliance)
+    "Consent": "servio_twilio.domain.consent",
+    "ConsentChange": "servio_twilio.domain.consent",
+    # a send limiter for the async client (docs: compliance)
+    "AsyncSendLimiter": "servio_twilio.sending.limiter",
+    # what rate_per_second accepts: TokenBucket, SharedRateLimit (docs: batches)
+    "RateLimit": "servio_twilio.sending.ratelimit",
 }
 PUBLIC_EXPORTS = {**DESIGN_EXPORTS, **ADDED_EXPORTS}
 
@@ -107,6 +134,10 @@ DESIGN_TESTING_EXPORTS = {
 }
 FIRESTORE_EXPORTS = {
     "FirestoreRepository": "servio_twilio.storage.firestore.repository",
+    "AsyncFirestoreRepository": "servio_twilio.storage.firestore.async_repository",
+    # the consent stores (DESIGN.md "Send policy")
+    "FirestoreConsentStore": "servio_twilio.storage.firestore.consent",
+    "AsyncFirestoreConsentStore": "servio_twilio.storage.firestore.consent",
     # the document conversion, for code that reads the collection itself (docs: Firestore)
     "from_document": "servio_twilio.storage.firestore.documents",
     "to_document": "servio_twilio.storage.firestore.documents",

@@ -58,7 +58,10 @@ def _health(
             FakeTwilio() if fake is None else fake, max_retries=0, sleep=lambda _: None
         ),
     )
-    targets = {"twilio": rest, "repository": InMemoryRepository() if repository is None else repository}
+    targets = {
+        "twilio": rest,
+        "repository": InMemoryRepository() if repository is None else repository,
+    }
     return run(check_health(settings or _settings()), targets)
 
 

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from servio_twilio.domain.consent import Consent, ConsentChange
     from servio_twilio.domain.errors import (
         BatchTooLarge,
         ConfigurationError,
@@ -27,9 +28,12 @@ if TYPE_CHECKING:
         InvalidArgument,
         InvalidPhoneNumber,
         InvalidSignature,
+        LimiterUnavailable,
         MalformedCallback,
         MissingSignature,
+        OutsideSendingHours,
         RateLimited,
+        RecipientOptedOut,
         RecordNotFound,
         RepositoryError,
         SendLimitExceeded,
@@ -43,9 +47,11 @@ if TYPE_CHECKING:
     from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
     from servio_twilio.domain.settings import TwilioSettings
     from servio_twilio.domain.status import merge_status, status_rank
+    from servio_twilio.sending.async_client import AsyncCommunicationsClient
     from servio_twilio.sending.client import CommunicationsClient
-    from servio_twilio.sending.limiter import InMemorySendLimiter, SendLimiter
-    from servio_twilio.sending.ratelimit import TokenBucket
+    from servio_twilio.sending.limiter import AsyncSendLimiter, InMemorySendLimiter, SendLimiter
+    from servio_twilio.sending.policy import SendPolicy
+    from servio_twilio.sending.ratelimit import RateLimit, TokenBucket
     from servio_twilio.sending.results import (
         BatchItemResult,
         BatchReport,
@@ -54,11 +60,22 @@ if TYPE_CHECKING:
         OutboundMessage,
         SendResult,
     )
+    from servio_twilio.sending.shared_limits import SharedRateLimit, SharedSendLimiter
+    from servio_twilio.storage.async_view import AsyncInMemoryRepository
+    from servio_twilio.storage.consent import (
+        AsyncConsentStore,
+        AsyncInMemoryConsentStore,
+        ConsentStore,
+        InMemoryConsentStore,
+        is_async_consent_store,
+    )
     from servio_twilio.storage.memory import InMemoryRepository
     from servio_twilio.storage.repository import (
+        AsyncCommunicationRepository,
         CommunicationRepository,
         check_history_args,
         check_update_result,
+        is_async_repository,
         timestamp_order,
     )
     from servio_twilio.webhooks.asgi import make_asgi_app, mount_asgi
@@ -74,6 +91,12 @@ if TYPE_CHECKING:
     __version__: str
 
 _EXPORTS: dict[str, str] = {
+    "AsyncCommunicationRepository": "servio_twilio.storage.repository",
+    "AsyncCommunicationsClient": "servio_twilio.sending.async_client",
+    "AsyncConsentStore": "servio_twilio.storage.consent",
+    "AsyncInMemoryConsentStore": "servio_twilio.storage.consent",
+    "AsyncInMemoryRepository": "servio_twilio.storage.async_view",
+    "AsyncSendLimiter": "servio_twilio.sending.limiter",
     "BatchItemResult": "servio_twilio.sending.results",
     "BatchReport": "servio_twilio.sending.results",
     "BatchTooLarge": "servio_twilio.domain.errors",
@@ -83,29 +106,40 @@ _EXPORTS: dict[str, str] = {
     "CommunicationRepository": "servio_twilio.storage.repository",
     "CommunicationsClient": "servio_twilio.sending.client",
     "ConfigurationError": "servio_twilio.domain.errors",
+    "Consent": "servio_twilio.domain.consent",
+    "ConsentChange": "servio_twilio.domain.consent",
+    "ConsentStore": "servio_twilio.storage.consent",
     "Direction": "servio_twilio.domain.models",
     "DuplicateRecord": "servio_twilio.domain.errors",
     "HealthCheck": "servio_twilio.sending.results",
     "HealthReport": "servio_twilio.sending.results",
+    "InMemoryConsentStore": "servio_twilio.storage.consent",
     "InMemoryRepository": "servio_twilio.storage.memory",
     "InMemorySendLimiter": "servio_twilio.sending.limiter",
     "InboundMessageEvent": "servio_twilio.webhooks.events",
     "InvalidArgument": "servio_twilio.domain.errors",
     "InvalidPhoneNumber": "servio_twilio.domain.errors",
     "InvalidSignature": "servio_twilio.domain.errors",
+    "LimiterUnavailable": "servio_twilio.domain.errors",
     "MalformedCallback": "servio_twilio.domain.errors",
     "MessageStatusEvent": "servio_twilio.webhooks.events",
     "MissingSignature": "servio_twilio.domain.errors",
     "OutboundMessage": "servio_twilio.sending.results",
+    "OutsideSendingHours": "servio_twilio.domain.errors",
+    "RateLimit": "servio_twilio.sending.ratelimit",
     "RateLimited": "servio_twilio.domain.errors",
+    "RecipientOptedOut": "servio_twilio.domain.errors",
     "RecordNotFound": "servio_twilio.domain.errors",
     "RecordingStatusEvent": "servio_twilio.webhooks.events",
     "RepositoryError": "servio_twilio.domain.errors",
     "SendLimitExceeded": "servio_twilio.domain.errors",
     "SendLimiter": "servio_twilio.sending.limiter",
     "SendOutcomeUnknown": "servio_twilio.domain.errors",
+    "SendPolicy": "servio_twilio.sending.policy",
     "SendResult": "servio_twilio.sending.results",
     "ServioTwilioError": "servio_twilio.domain.errors",
+    "SharedRateLimit": "servio_twilio.sending.shared_limits",
+    "SharedSendLimiter": "servio_twilio.sending.shared_limits",
     "TokenBucket": "servio_twilio.sending.ratelimit",
     "TwilioAPIError": "servio_twilio.domain.errors",
     "TwilioSettings": "servio_twilio.domain.settings",
@@ -113,6 +147,8 @@ _EXPORTS: dict[str, str] = {
     "WebhookVerifier": "servio_twilio.webhooks.verifier",
     "check_history_args": "servio_twilio.storage.repository",
     "check_update_result": "servio_twilio.storage.repository",
+    "is_async_consent_store": "servio_twilio.storage.consent",
+    "is_async_repository": "servio_twilio.storage.repository",
     "make_asgi_app": "servio_twilio.webhooks.asgi",
     "make_wsgi_app": "servio_twilio.webhooks.wsgi",
     "mask_phone": "servio_twilio.domain.phone_text",
@@ -127,6 +163,12 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AsyncCommunicationRepository",
+    "AsyncCommunicationsClient",
+    "AsyncConsentStore",
+    "AsyncInMemoryConsentStore",
+    "AsyncInMemoryRepository",
+    "AsyncSendLimiter",
     "BatchItemResult",
     "BatchReport",
     "BatchTooLarge",
@@ -136,29 +178,40 @@ __all__ = [
     "CommunicationRepository",
     "CommunicationsClient",
     "ConfigurationError",
+    "Consent",
+    "ConsentChange",
+    "ConsentStore",
     "Direction",
     "DuplicateRecord",
     "HealthCheck",
     "HealthReport",
+    "InMemoryConsentStore",
     "InMemoryRepository",
     "InMemorySendLimiter",
     "InboundMessageEvent",
     "InvalidArgument",
     "InvalidPhoneNumber",
     "InvalidSignature",
+    "LimiterUnavailable",
     "MalformedCallback",
     "MessageStatusEvent",
     "MissingSignature",
     "OutboundMessage",
+    "OutsideSendingHours",
+    "RateLimit",
     "RateLimited",
+    "RecipientOptedOut",
     "RecordNotFound",
     "RecordingStatusEvent",
     "RepositoryError",
     "SendLimitExceeded",
     "SendLimiter",
     "SendOutcomeUnknown",
+    "SendPolicy",
     "SendResult",
     "ServioTwilioError",
+    "SharedRateLimit",
+    "SharedSendLimiter",
     "TokenBucket",
     "TwilioAPIError",
     "TwilioSettings",
@@ -166,6 +219,8 @@ __all__ = [
     "WebhookVerifier",
     "check_history_args",
     "check_update_result",
+    "is_async_consent_store",
+    "is_async_repository",
     "make_asgi_app",
     "make_wsgi_app",
     "mask_phone",

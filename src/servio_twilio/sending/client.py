@@ -13,17 +13,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from servio_twilio.domain.errors import InvalidArgument
-from servio_twilio.domain.models import Channel, Communication, parse_channel, utcnow
+from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
-from servio_twilio.sending.checks import check_prospect_id
 from servio_twilio.sending.engines import ThreadEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
-from servio_twilio.sending.send_core import SendCore
+from servio_twilio.sending.send_core import (
+    SendCore,
+    check_collaborators,
+    read_events,
+    read_history,
+)
 from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
@@ -73,8 +76,7 @@ class CommunicationsClient:
         sleep: Callable[[float], object] = time.sleep,
         send_limiter: SendLimiter | None = None,
     ) -> None:
-        if not isinstance(settings, TwilioSettings):
-            raise TypeError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+        check_collaborators(settings, send_limiter=send_limiter, clock=clock, sleep=sleep)
         if repository is None:
             repository = InMemoryRepository()
         elif not isinstance(repository, CommunicationRepository):
@@ -82,14 +84,6 @@ class CommunicationsClient:
                 "repository must implement CommunicationRepository, "
                 f"not {type(repository).__name__}"
             )
-        if send_limiter is not None and not isinstance(send_limiter, SendLimiter):
-            raise TypeError(
-                f"send_limiter must implement SendLimiter, not {type(send_limiter).__name__}"
-            )
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
-        if not callable(sleep):
-            raise TypeError("sleep must be callable")
         http = RetryingHttpClient(
             http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
         )
@@ -285,10 +279,8 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        check_prospect_id(prospect_id, required=True)
-        if channel is not None:
-            channel = parse_channel(channel)
-        return self.repository.history(prospect_id, channel=channel, limit=limit, before=before)
+        steps = read_history(prospect_id, channel=channel, limit=limit, before=before)
+        return run(steps, self._targets)
 
     def events(self, communication_id: str) -> list[dict[str, Any]]:
         """The Twilio callbacks kept for a record, oldest first (empty when none).
@@ -299,9 +291,7 @@ class CommunicationsClient:
 
         New in 0.1.0.
         """
-        if not isinstance(communication_id, str) or not communication_id:
-            raise InvalidArgument("communication_id must be a non-empty string")
-        return self.repository.events(communication_id)
+        return run(read_events(communication_id), self._targets)
 
     def health(self) -> HealthReport:
         """Check the Twilio account, the sender number and storage; never raises for their failures.

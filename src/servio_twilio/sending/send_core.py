@@ -22,15 +22,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from servio_twilio.domain.errors import RepositoryError, SendLimitExceeded
-from servio_twilio.domain.models import Channel
+from servio_twilio.domain.errors import InvalidArgument, RepositoryError, SendLimitExceeded
+from servio_twilio.domain.models import Channel, Communication, parse_channel
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.checks import check_prospect_id
 from servio_twilio.sending.dispatch import dispatch
 from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
 from servio_twilio.sending.results import SendResult
 from servio_twilio.sending.steps import Call, Steps
 
-__all__ = ["SendCore", "write_ahead"]
+__all__ = ["SendCore", "check_collaborators", "read_events", "read_history", "write_ahead"]
 
 _log = logging.getLogger("servio_twilio.client")
 
@@ -103,3 +104,43 @@ def write_ahead(prepared: PreparedSend) -> Steps[None]:
         raise RepositoryError(
             f"could not store the pending record: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def check_collaborators(
+    settings: object, *, send_limiter: object, clock: object, sleep: object
+) -> None:
+    """Raise `TypeError` for a client argument of the wrong kind (both clients' rules)."""
+    if not isinstance(settings, TwilioSettings):
+        raise TypeError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+    if send_limiter is not None and not callable(getattr(send_limiter, "try_acquire", None)):
+        raise TypeError(
+            f"send_limiter must implement SendLimiter, not {type(send_limiter).__name__}"
+        )
+    if clock is not None and not callable(clock):
+        raise TypeError("clock must be callable")
+    if not callable(sleep):
+        raise TypeError("sleep must be callable")
+
+
+def read_history(
+    prospect_id: str,
+    *,
+    channel: Channel | str | None,
+    limit: int,
+    before: datetime | None,
+) -> Steps[list[Communication]]:
+    """A prospect's records, newest first, after checking the arguments (see ``history``)."""
+    check_prospect_id(prospect_id, required=True)
+    if channel is not None:
+        channel = parse_channel(channel)
+    options = {"channel": channel, "limit": limit, "before": before}
+    records: list[Communication] = yield Call("repository", "history", (prospect_id,), options)
+    return records
+
+
+def read_events(communication_id: str) -> Steps[list[dict[str, Any]]]:
+    """A record's kept callbacks, oldest first, after checking the id (see ``events``)."""
+    if not isinstance(communication_id, str) or not communication_id:
+        raise InvalidArgument("communication_id must be a non-empty string")
+    events: list[dict[str, Any]] = yield Call("repository", "events", (communication_id,))
+    return events

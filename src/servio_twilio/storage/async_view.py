@@ -92,6 +92,8 @@ class AsyncRepositoryView:
         token: str | None = None,
     ) -> Communication:
         """See `CommunicationRepository.add`."""
+        if event is None and token is None:  # a backend written before 0.2 takes no keywords
+            return await self._run(self.sync.add, communication)
         return await self._run(self.sync.add, communication, event=event, token=token)
 
     async def add_many(self, communications: Iterable[Communication]) -> list[Communication]:
