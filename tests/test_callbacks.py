@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.domain.steps import run
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.webhooks.callbacks import (
     Callback,
@@ -60,7 +61,9 @@ def _callback(route: str, params: dict[str, Any], cid: str | None = None) -> Cal
 
 
 def _status(repository: InMemoryRepository, callback: Callback) -> Communication:
-    return store_status(repository, callback, received_at=NOW)
+    stored = run(store_status(callback, received_at=NOW), {"repository": repository})
+    assert stored is not None
+    return stored
 
 
 def _inbound(
@@ -70,13 +73,12 @@ def _inbound(
     *,
     resolve: bool,
 ) -> Communication:
-    return store_inbound_callback(
-        repository,
-        _callback("inbound", params),
-        received_at=NOW,
-        prospect_id=prospect_id,
-        resolve=resolve,
+    steps = store_inbound_callback(
+        _callback("inbound", params), received_at=NOW, prospect_id=prospect_id, resolve=resolve
     )
+    stored = run(steps, {"repository": repository})
+    assert stored is not None
+    return stored
 
 
 class TestHelpers:

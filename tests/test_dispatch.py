@@ -20,10 +20,10 @@ from servio_twilio.domain.errors import (
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.status import advance
+from servio_twilio.domain.steps import run
 from servio_twilio.sending.dispatch import dispatch
 from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
 from servio_twilio.sending.results import SendResult
-from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository

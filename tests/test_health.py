@@ -10,10 +10,10 @@ import pytest
 
 from servio_twilio.domain.errors import RepositoryError
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import run
 from servio_twilio.sending import health
 from servio_twilio.sending.health import NUMBER_PAGE_SIZE, NUMBER_PAGES, check_health, mask_sid
 from servio_twilio.sending.results import HealthReport
-from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository

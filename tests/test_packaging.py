@@ -80,20 +80,28 @@ class TestLicense:
 
 class TestExtras:
     def test_only_the_user_facing_extras(self, distribution_metadata: Any) -> None:
-        """Users are offered ``firestore`` only: tests, linters and docs are dependency groups
-        of pyproject.toml, not extras of the package."""
-        assert distribution_metadata.get_all("Provides-Extra") == ["firestore"]
+        """Users are offered ``firestore`` and ``redis`` only: tests, linters and docs are
+        dependency groups of pyproject.toml, not extras of the package."""
+        assert distribution_metadata.get_all("Provides-Extra") == ["firestore", "redis"]
 
     def test_firestore_extra_needs_google_cloud_firestore(self, distribution_metadata: Any) -> None:
         """``servio-twilio[firestore]`` installs google-cloud-firestore."""
         extra = [
             requirement
             for requirement in distribution_metadata.get_all("Requires-Dist")
-            if "extra ==" in requirement
+            if "extra == 'firestore'" in requirement.replace('"', "'")
         ]
         assert len(extra) == 1
         assert extra[0].startswith("google-cloud-firestore")
-        assert "extra == 'firestore'" in extra[0].replace('"', "'")
+
+    def test_redis_extra_needs_limits_with_redis(self, distribution_metadata: Any) -> None:
+        """``servio-twilio[redis]`` installs limits with its redis storage, and redis."""
+        extra = sorted(
+            requirement.split(";")[0].replace(" ", "")
+            for requirement in distribution_metadata.get_all("Requires-Dist")
+            if "extra == 'redis'" in requirement.replace('"', "'")
+        )
+        assert [name.split(">")[0] for name in extra] == ["limits[redis]", "redis"]
 
 
 class TestKeywords:

@@ -144,13 +144,13 @@ class TestCheckRepository:
     def test_a_repository_passes_through(self) -> None:
         """A CommunicationRepository comes back as the same object."""
         repository = InMemoryRepository()
-        assert check_repository(repository) is repository
+        assert check_repository(repository, allow_async=False) is repository
 
     @pytest.mark.parametrize("value", [None, object(), {}, "firestore"])
     def test_anything_else(self, value: object) -> None:
         """Non-repositories are refused naming their type."""
         with pytest.raises(ConfigurationError, match=f"not {type(value).__name__}$"):
-            check_repository(value)
+            check_repository(value, allow_async=False)
 
     def test_a_partial_implementation(self) -> None:
         """An object missing some of the contract's methods is refused."""
@@ -162,7 +162,7 @@ class TestCheckRepository:
                 return communication
 
         with pytest.raises(ConfigurationError, match="CommunicationRepository"):
-            check_repository(Partial())
+            check_repository(Partial(), allow_async=False)
 
 
 class TestCheckPublicBaseUrl:

@@ -2,7 +2,7 @@
 
 Each engine is the ``engine`` target of a batch (`servio_twilio.sending.batch`):
 ``start(jobs, workers)`` begins running the jobs (generators of
-`servio_twilio.sending.steps.Call` steps, each giving its item's outcome and
+`servio_twilio.domain.steps.Call` steps, each giving its item's outcome and
 never raising), at most ``workers`` at once, on the client's other targets;
 ``next_done()`` waits for at least one more to finish and returns
 ``(finished, remaining)``, the finished ones as ``(position, outcome)``;
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from servio_twilio.sending.steps import Steps, run, run_async
+from servio_twilio.domain.steps import Steps, run, run_async
 
 __all__ = ["TaskEngine", "ThreadEngine"]
 

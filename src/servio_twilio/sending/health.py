@@ -1,6 +1,6 @@
 """Health checks for both clients: the Twilio account, the sender number and storage.
 
-`check_health` is a generator of `servio_twilio.sending.steps.Call` steps (the
+`check_health` is a generator of `servio_twilio.domain.steps.Call` steps (the
 ``twilio`` and ``repository`` targets): each client drives it.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.sending.results import HealthCheck, HealthReport
-from servio_twilio.sending.steps import Call, Steps
 
 __all__ = ["NUMBER_PAGES", "NUMBER_PAGE_SIZE", "check_health", "mask_sid"]
 

@@ -1,6 +1,6 @@
 """Twilio's REST API as the send rules use it, sync (`TwilioRest`) and async (`AsyncTwilioRest`).
 
-Each is the ``twilio`` target of `servio_twilio.sending.steps`: the same
+Each is the ``twilio`` target of `servio_twilio.domain.steps`: the same
 method names, blocking in one and coroutines in the other, each a single
 request through twilio's REST client (built once, on first use) whose
 failures all come out as our errors.

@@ -3,11 +3,14 @@
 A thin adapter over `servio_twilio.webhooks.core`: it reads the request (body across
 ``more_body`` messages, never past ``max_body_bytes``), lets the core judge it,
 and sends the answer. Work the core asks for runs inline, except that async
-hooks are awaited and, when the repository is ``blocking``, the repository and
-plain hooks run in a worker thread; a request's repository steps get
-``storage_timeout`` seconds in all, after which the app answers 503 and leaves
-the late call to its thread. With no hooks and a repository that is not
-``blocking``, the core answers directly (`WebhookCore.respond`).
+hooks are awaited; an async repository (or consent store) is awaited on the
+loop; and when the repository is ``blocking``, the repository and plain
+hooks run in the app's own pool of ``max_threads`` threads (never asyncio's
+default executor, 6 threads on a 2-core host). A request's repository steps
+get ``storage_timeout`` seconds in all, after which the app answers 503 (a
+late blocking call is left to its thread; an awaited one is cancelled). With
+no hooks and a repository that is neither ``blocking`` nor async, the core
+answers directly (`WebhookCore.respond`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from servio_twilio.domain.errors import ConfigurationError
+from servio_twilio.domain.errors import ConfigurationError, InvalidArgument
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.domain.steps import run_async
+from servio_twilio.storage.consent import AsyncConsentStore, ConsentStore
+from servio_twilio.storage.repository import AsyncCommunicationRepository, CommunicationRepository
 from servio_twilio.webhooks.core import (
     ROUTES,
     WebhookCore,
@@ -54,7 +60,7 @@ def make_asgi_app(
     *,
     settings: TwilioSettings | None = None,
     verifier: WebhookVerifier | None = None,
-    repository: CommunicationRepository,
+    repository: CommunicationRepository | AsyncCommunicationRepository,
     public_base_url: str | None = None,
     trust_forwarded_headers: bool = False,
     on_event: EventHook | None = None,
@@ -62,6 +68,8 @@ def make_asgi_app(
     prospect_resolver: AsyncProspectResolver | None = None,
     max_body_bytes: int = 65536,
     storage_timeout: float = 10.0,
+    max_threads: int = 32,
+    consent_store: ConsentStore | AsyncConsentStore | None = None,
 ) -> ASGIApp:
     """An ASGI app receiving Twilio's callbacks into ``repository``.
 
@@ -78,19 +86,32 @@ def make_asgi_app(
     The app answers ``lifespan`` startup and shutdown, closes websocket
     connections, and raises `ConfigurationError` for any other scope type.
 
-    A ``blocking`` repository runs in a worker thread: when a request's
-    repository calls have not finished ``storage_timeout`` seconds after the
-    first began, the app answers 503 with ``Retry-After`` (Twilio waits 15 s
-    for an answer, then retries) and leaves the late call to finish in its
-    thread. A repository that is not ``blocking`` runs inline, unbounded.
+    ``repository`` is a `CommunicationRepository` or an
+    `AsyncCommunicationRepository` (such as
+    `servio_twilio.firestore.AsyncFirestoreRepository`), awaited on the loop.
+    A ``blocking`` repository runs in the app's own pool of ``max_threads``
+    threads (started on first use). When a request's repository calls have
+    not finished ``storage_timeout`` seconds after the first began, the app
+    answers 503 with ``Retry-After`` (Twilio waits 15 s for an answer, then
+    retries): a late blocking call is left to finish in its thread, an
+    awaited one is cancelled. A repository neither ``blocking`` nor async
+    (`InMemoryRepository`) runs inline, unbounded.
+
+    With ``consent_store`` (a `ConsentStore`, or an `AsyncConsentStore`
+    beside an async repository), ``/inbound`` applies opt-out and opt-in
+    keywords and Twilio's ``OptOutType`` to the sender's consent on the
+    message's channel before storing the message (see the Compliance page).
 
     Raises:
         ConfigurationError: for settings that cannot work (no settings and no
             verifier, a bad ``public_base_url``, a hook that is not callable,
             a ``storage_timeout`` that is not a positive number...).
+        InvalidArgument: (a ``ValueError``) ``max_threads`` is not an int >= 1.
 
-    New in 0.1.0.
+    New in 0.1.0. Changed in 0.2.0: async repositories, ``max_threads``, ``consent_store``.
     """
+    if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+        raise InvalidArgument(f"max_threads must be an int >= 1, got {max_threads!r}")
     core = build_core(
         settings=settings,
         verifier=verifier,
@@ -103,8 +124,10 @@ def make_asgi_app(
         max_body_bytes=max_body_bytes,
         allow_async_hooks=True,
         storage_timeout=storage_timeout,
+        consent_store=consent_store,
     )
     limit = core.max_body_bytes
+    threads = _Threads(max_threads)
 
     async def twilio_webhook_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -148,7 +171,7 @@ def make_asgi_app(
         if core.inline:
             response = core.respond(request)
         else:
-            response = await _drive(core, request)
+            response = await _drive(core, request, threads)
         await send(_start_message(response))
         await send({"type": "http.response.body", "body": response.body})
 
@@ -195,15 +218,29 @@ async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[byte
         message = await receive()
 
 
-async def _drive(core: WebhookCore, request: WebhookRequest) -> WebhookResponse:
-    """Run ``core.handle(request)``: async hooks awaited, blocking work in a thread.
+class _Threads:
+    """The app's own thread pool for blocking work, started on first use."""
 
-    The repository steps of a ``blocking`` repository share one deadline,
-    ``core.storage_timeout`` seconds from the start of the first: past it the
-    answer is `WebhookCore.storage_timed_out`'s 503.
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, call: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """``call(*args)`` in one of the pool's threads, as a future of the running loop."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="servio-webhook")
+        return asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+
+
+async def _drive(core: WebhookCore, request: WebhookRequest, threads: _Threads) -> WebhookResponse:
+    """Run ``core.handle(request)``: async work awaited, blocking work in the app's threads.
+
+    The repository steps share one deadline, ``core.storage_timeout`` seconds
+    from the start of the first, when they are blocking or awaited: past it
+    the answer is `WebhookCore.storage_timed_out`'s 503.
     """
     steps = core.handle(request)
-    blocking = core.blocking
+    blocking, asynchronous = core.blocking, core.asynchronous
     loop = asyncio.get_running_loop()
     deadline: float | None = None
     value: Any = None
@@ -215,13 +252,15 @@ async def _drive(core: WebhookCore, request: WebhookRequest) -> WebhookResponse:
             response: WebhookResponse = stop.value
             return response
         value, error = None, None
-        if blocking and not step.is_hook:
+        if (blocking or asynchronous) and not step.is_hook:
             if deadline is None:
                 deadline = loop.time() + core.storage_timeout
+            if asynchronous and step.steps is not None:
+                work: Awaitable[Any] = _outcome_async(step.steps, core)
+            else:
+                work = threads.run(outcome, step.call)
             try:
-                value, error = await asyncio.wait_for(
-                    asyncio.to_thread(outcome, step.call), deadline - loop.time()
-                )
+                value, error = await asyncio.wait_for(work, deadline - loop.time())
             except TimeoutError:
                 return core.storage_timed_out(steps, request)
             continue
@@ -229,13 +268,23 @@ async def _drive(core: WebhookCore, request: WebhookRequest) -> WebhookResponse:
             if step.is_async:
                 value = await step.call()
             elif blocking:
-                value = await asyncio.to_thread(step.call)
+                value = await threads.run(step.call)
             else:
                 value = step.call()
             if step.is_hook and inspect.isawaitable(value):  # a plain hook may return one
                 value = await value
         except Exception as exc:
             error = exc
+
+
+async def _outcome_async(
+    steps: Callable[[], Any], core: WebhookCore
+) -> tuple[Any, Exception | None]:
+    """`outcome` of awaiting a storage step's calls on the loop."""
+    try:
+        return await run_async(steps(), core.targets), None
+    except Exception as exc:
+        return None, exc
 
 
 def _start_message(response: WebhookResponse) -> Message:

@@ -10,8 +10,10 @@ and the callback is kept, as received, in the same atomic
 ``repository.add`` carrying its first event. A delivery whose Twilio
 idempotency token the record already kept changes nothing (a retry).
 
-Every function here is synchronous and does only repository calls: the ASGI
-app runs each one in a worker thread when the repository is ``blocking``.
+`store_status` and `store_inbound_callback` are generators of
+`servio_twilio.domain.steps.Call` steps on the ``repository`` target (and
+``consent``): the WSGI app drives them with blocking calls, the ASGI app
+awaits them (an async repository) or runs them in its threads (a blocking one).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+from servio_twilio.domain.consent import ConsentAction, consent_action, inbound_source
 from servio_twilio.domain.errors import DuplicateRecord
 from servio_twilio.domain.models import Channel, Communication, Direction, replace
 from servio_twilio.domain.status import RECEIVED, UNKNOWN, advance
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.webhooks.events import (
     CallStatusEvent,
     InboundMessageEvent,
@@ -154,9 +157,7 @@ def _observe(callback: Callback, now: datetime) -> Callable[[Communication], Com
     return apply
 
 
-def store_status(
-    repository: CommunicationRepository, callback: Callback, *, received_at: datetime
-) -> Communication | None:
+def store_status(callback: Callback, *, received_at: datetime) -> Steps[Communication | None]:
     """Apply one verified status callback to its record and keep it, atomically.
 
     Returns the record, or None for a retried delivery already kept (by its
@@ -170,34 +171,41 @@ def store_status(
 
     event = event_record(callback.route, callback.params, received_at)
     lookup = {"sid": callback.sid, "token": callback.token}
+    first = {"communication_id": valid_cid(callback.cid), **lookup}
     try:
-        return repository.record_event(
-            event, apply, communication_id=valid_cid(callback.cid), **lookup
+        stored: Communication | None = yield Call(
+            "repository", "record_event", (event, apply), first
         )
     except DuplicateRecord:  # a racing callback created it: find it by SID now
-        return repository.record_event(event, apply, **lookup)
+        stored = yield Call("repository", "record_event", (event, apply), lookup)
+    return stored
 
 
 def store_inbound_callback(
-    repository: CommunicationRepository,
     callback: Callback,
     *,
     received_at: datetime,
     prospect_id: str | None,
     resolve: bool,
-) -> Communication | None:
+    consent: bool = False,
+) -> Steps[Communication | None]:
     """Store an incoming message as an inbound record, and keep the callback.
 
     With ``resolve``, the record goes to the prospect of the newest outbound
     record to the sender, if any; else to ``prospect_id``. The record's id is
     ``sid-<MessageSid>``: a repeated delivery keeps the first record and adds
     only the callback, and a retry of a delivery already kept (the same
-    idempotency token) adds nothing and returns None. Raises
+    idempotency token) adds nothing and returns None. With ``consent``, an
+    opt-out or opt-in keyword (or Twilio's ``OptOutType``) is applied to the
+    sender's consent on the message's channel first (the ``consent`` target),
+    so a failure there stores nothing and Twilio's retry applies both. Raises
     `RepositoryError` when storage fails.
     """
     fields = callback.fields
+    if consent:
+        yield from apply_consent(callback)
     if resolve:
-        latest = repository.latest_outbound_to(fields["from_"])
+        latest = yield Call("repository", "latest_outbound_to", (fields["from_"],))
         prospect_id = latest.prospect_id if latest is not None else None
     media_urls = fields["media_urls"]
     record_id = sid_record_id(callback.sid)
@@ -218,12 +226,35 @@ def store_inbound_callback(
         updated_at=received_at,
     )
     event = event_record(callback.route, callback.params, received_at)
+    stored: Communication | None
     try:
-        return repository.add(record, event=event, token=callback.token)
-    except DuplicateRecord:  # delivered before: keep the first record, add this callback
-        return repository.record_event(
-            event,
-            lambda existing: existing if existing is not None else record,
-            communication_id=record_id,
-            token=callback.token,
+        stored = yield Call(
+            "repository", "add", (record,), {"event": event, "token": callback.token}
         )
+    except DuplicateRecord:  # delivered before: keep the first record, add this callback
+        stored = yield Call(
+            "repository",
+            "record_event",
+            (event, lambda existing: existing if existing is not None else record),
+            {"communication_id": record_id, "token": callback.token},
+        )
+    return stored
+
+
+def apply_consent(callback: Callback) -> Steps[ConsentAction | None]:
+    """Opt the sender of an inbound message out (or back in) on its channel, as its body says.
+
+    Twilio's ``OptOutType`` parameter, when present, decides instead of the
+    body; ``HELP`` and any other body change nothing. Returns what was done.
+    """
+    fields = callback.fields
+    opt_out_type = callback.params.get("OptOutType")
+    if not isinstance(opt_out_type, str):
+        opt_out_type = None
+    action = consent_action(fields["body"], opt_out_type)
+    if action is None:
+        return None
+    method = "opt_out" if action is ConsentAction.OPT_OUT else "opt_in"
+    source = inbound_source(fields["body"], opt_out_type)
+    yield Call("consent", method, (fields["from_"], fields["channel"]), {"source": source})
+    return action

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.storage.consent import is_async_consent_store
+from servio_twilio.storage.repository import CommunicationRepository, is_async_repository
 
 if TYPE_CHECKING:
     from servio_twilio.webhooks.verifier import WebhookVerifier
@@ -67,13 +68,56 @@ def check_verifier(verifier: object, settings: TwilioSettings | None) -> Webhook
     return verifier  # type: ignore[return-value]
 
 
-def check_repository(repository: object) -> CommunicationRepository:
-    """``repository`` itself; `ConfigurationError` unless a `CommunicationRepository`."""
+def check_repository(repository: object, *, allow_async: bool) -> CommunicationRepository:
+    """``repository`` itself; `ConfigurationError` unless a repository the app can drive.
+
+    An `AsyncCommunicationRepository` only where ``allow_async`` (the ASGI app).
+    """
+    if is_async_repository(repository):
+        if not allow_async:
+            raise ConfigurationError(
+                "a WSGI app cannot await an async repository: pass a CommunicationRepository "
+                "(FirestoreRepository, InMemoryRepository)"
+            )
+        return repository  # type: ignore[return-value]
     if not isinstance(repository, CommunicationRepository):
         raise ConfigurationError(
             f"repository must implement CommunicationRepository, not {type(repository).__name__}"
         )
     return repository
+
+
+def check_consent_store(store: object, *, allow_async: bool, repository: object) -> Any:
+    """``store`` itself (or None); `ConfigurationError` unless one the app can drive.
+
+    A store is driven with the repository: an async store needs the ASGI app,
+    and beside an async repository a sync store must not block (pass its
+    async variant).
+    """
+    if store is None:
+        return None
+    if not callable(getattr(store, "opt_out", None)) or not callable(
+        getattr(store, "opt_in", None)
+    ):
+        raise ConfigurationError(
+            f"consent_store must implement ConsentStore, not {type(store).__name__}"
+        )
+    if is_async_consent_store(store):
+        if not allow_async:
+            raise ConfigurationError(
+                "a WSGI app cannot await an async consent store: pass a ConsentStore"
+            )
+        if not is_async_repository(repository) and getattr(repository, "blocking", True):
+            raise ConfigurationError(
+                "an async consent store needs an async (or in-memory) repository beside it: "
+                "pass the async variant of the repository, or a sync consent store"
+            )
+    elif is_async_repository(repository) and getattr(store, "blocking", True):
+        raise ConfigurationError(
+            "a blocking consent store beside an async repository would block the event "
+            "loop: pass its async variant (AsyncFirestoreConsentStore)"
+        )
+    return store
 
 
 def check_public_base_url(public_base_url: object, settings: TwilioSettings | None) -> str | None:

@@ -35,10 +35,17 @@ from servio_twilio.domain.errors import MalformedCallback, RepositoryError
 from servio_twilio.domain.models import utcnow
 from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.domain.steps import Steps, run
+from servio_twilio.storage.consent import is_async_consent_store
+from servio_twilio.storage.repository import (
+    AsyncCommunicationRepository,
+    CommunicationRepository,
+    is_async_repository,
+)
 from servio_twilio.webhooks.callbacks import Callback, store_inbound_callback, store_status
 from servio_twilio.webhooks.config import (
     check_body_limit,
+    check_consent_store,
     check_hooks,
     check_prefix,
     check_public_base_url,
@@ -111,12 +118,16 @@ class Step:
     """One piece of work the core needs done: call ``call()`` and send back its result.
 
     ``is_async`` is True for an async user hook (``call()`` returns a
-    coroutine); ``is_hook`` tells a user hook from repository work.
+    coroutine); ``is_hook`` tells a user hook from repository work. Storage
+    work also carries ``steps``, the generator of repository calls that
+    ``call()`` runs blocking: an ASGI app with an async repository awaits it
+    instead (`run_async` on `WebhookCore.targets`).
     """
 
     call: Callable[[], Any]
     is_hook: bool = False
     is_async: bool = False
+    steps: Callable[[], Steps[Any]] | None = None
 
 
 NOT_FOUND: Final = plain(404, "not found\n")
@@ -154,10 +165,20 @@ class WebhookCore:
         prospect_resolver: AsyncProspectResolver | None,
         max_body_bytes: int,
         storage_timeout: float = 10.0,
+        consent_store: Any = None,
     ) -> None:
         self._verify: Callable[..., None] = verifier.verify
         self.repository = repository
-        self.blocking = bool(getattr(repository, "blocking", True))
+        self.consent_store = consent_store
+        self.targets: dict[str, Any] = {"repository": repository, "consent": consent_store}
+        """What the storage steps call: the repository and the consent store."""
+        self.asynchronous = is_async_repository(repository) or is_async_consent_store(consent_store)
+        """True when a storage step must be awaited (an async repository or consent store)."""
+        self.blocking = not self.asynchronous and any(
+            bool(getattr(target, "blocking", True))
+            for target in (repository, consent_store)
+            if target is not None
+        )
         self._base_url = public_base_url
         self._trust_forwarded = trust_forwarded_headers
         self._on_event = on_event
@@ -170,8 +191,8 @@ class WebhookCore:
         self.storage_timeout = storage_timeout
         """The seconds a request's repository steps may take in all, when ``blocking``."""
         self._hookless = on_event is None and on_inbound is None and prospect_resolver is None
-        self.inline = self._hookless and not self.blocking
-        """True when `respond` may run in an event loop: no hooks, a non-blocking repository."""
+        self.inline = self._hookless and not self.blocking and not self.asynchronous
+        """True when `respond` may run in an event loop: no hooks, nothing blocking or async."""
 
     def __repr__(self) -> str:
         return f"<WebhookCore base_url={self._base_url!r} repository={self.repository!r}>"
@@ -209,8 +230,8 @@ class WebhookCore:
         if isinstance(verdict, WebhookResponse):
             return verdict
         if verdict.route == _INBOUND:
-            return self._store_inbound(verdict, utcnow(), None, resolve=True)
-        return self._store_status(verdict, utcnow())
+            return run(self._store_inbound(verdict, utcnow(), None, resolve=True), self.targets)
+        return run(self._store_status(verdict, utcnow()), self.targets)
 
     def judge(  # noqa: PLR0911 - one answer per rule, in the documented order
         self, request: WebhookRequest
@@ -287,14 +308,19 @@ class WebhookCore:
 
     def _status(self, callback: Callback) -> Generator[Step, Any, WebhookResponse]:
         received_at = utcnow()
-        response: WebhookResponse = yield Step(lambda: self._store_status(callback, received_at))
+        response: WebhookResponse = yield self._storage(
+            lambda: self._store_status(callback, received_at)
+        )
         if response is _STORED and self._on_event is not None:
             yield from self._notify(callback.event())
         return response
 
-    def _store_status(self, callback: Callback, received_at: datetime) -> WebhookResponse:
+    def _storage(self, steps: Callable[[], Steps[WebhookResponse]]) -> Step:
+        return Step(lambda: run(steps(), self.targets), steps=steps)
+
+    def _store_status(self, callback: Callback, received_at: datetime) -> Steps[WebhookResponse]:
         try:
-            stored = store_status(self.repository, callback, received_at=received_at)
+            stored = yield from store_status(callback, received_at=received_at)
         except RepositoryError as exc:
             log.error("could not store a %s callback for %s: %s", callback.route, callback.sid, exc)
             return _UNAVAILABLE
@@ -333,7 +359,7 @@ class WebhookCore:
                         "left unattributed",
                         type(answer).__name__,
                     )
-        reply: WebhookResponse = yield Step(
+        reply: WebhookResponse = yield self._storage(
             lambda: self._store_inbound(callback, received_at, prospect_id, resolve=resolve)
         )
         if reply is _UNAVAILABLE or reply is _EMPTY_REPLY_AGAIN or event is None:
@@ -361,14 +387,14 @@ class WebhookCore:
         prospect_id: str | None,
         *,
         resolve: bool,
-    ) -> WebhookResponse:
+    ) -> Steps[WebhookResponse]:
         try:
-            stored = store_inbound_callback(
-                self.repository,
+            stored = yield from store_inbound_callback(
                 callback,
                 received_at=received_at,
                 prospect_id=prospect_id,
                 resolve=resolve,
+                consent=self.consent_store is not None,
             )
         except RepositoryError as exc:
             log.error("could not store an inbound message %s: %s", callback.sid, exc)
@@ -438,7 +464,7 @@ def build_core(
     *,
     settings: TwilioSettings | None,
     verifier: WebhookVerifier | None,
-    repository: CommunicationRepository,
+    repository: CommunicationRepository | AsyncCommunicationRepository,
     public_base_url: str | None,
     trust_forwarded_headers: bool,
     on_event: EventHook | None,
@@ -447,6 +473,7 @@ def build_core(
     max_body_bytes: int,
     allow_async_hooks: bool,
     storage_timeout: float = 10.0,
+    consent_store: Any = None,
 ) -> WebhookCore:
     """Check the apps' keywords and build the core.
 
@@ -455,7 +482,10 @@ def build_core(
     """
     settings = check_settings(settings)
     verifier = check_verifier(verifier, settings)
-    repository = check_repository(repository)
+    repository = check_repository(repository, allow_async=allow_async_hooks)
+    consent_store = check_consent_store(
+        consent_store, allow_async=allow_async_hooks, repository=repository
+    )
     base_url = check_public_base_url(public_base_url, settings)
     trust_forwarded_headers = check_trust_forwarded(trust_forwarded_headers)
     check_hooks(
@@ -474,4 +504,5 @@ def build_core(
         prospect_resolver=prospect_resolver,
         max_body_bytes=check_body_limit(max_body_bytes),
         storage_timeout=check_storage_timeout(storage_timeout),
+        consent_store=consent_store,
     )

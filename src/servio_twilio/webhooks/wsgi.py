@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.storage.consent import ConsentStore
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.webhooks.core import (
     ROUTES,
@@ -66,6 +67,7 @@ def make_wsgi_app(
     prospect_resolver: ProspectResolver | None = None,
     max_body_bytes: int = 65536,
     storage_timeout: float = 10.0,
+    consent_store: ConsentStore | None = None,
 ) -> WSGIApp:
     """A WSGI app receiving Twilio's callbacks into ``repository``.
 
@@ -81,12 +83,15 @@ def make_wsgi_app(
     have not finished ``storage_timeout`` seconds after the first began, the
     server's thread answers 503 with ``Retry-After`` and the late call is left
     to finish in the pool. A repository that is not ``blocking`` runs inline.
+    ``consent_store`` (a `ConsentStore`) is driven as the repository is: see
+    `make_asgi_app`.
 
     Raises:
-        ConfigurationError: for settings that cannot work, an async hook, or a
-            ``storage_timeout`` that is not a positive number.
+        ConfigurationError: for settings that cannot work, an async hook, an
+            async repository or consent store, or a ``storage_timeout`` that is
+            not a positive number.
 
-    New in 0.1.0.
+    New in 0.1.0. Changed in 0.2.0: ``consent_store``.
     """
     core = build_core(
         settings=settings,
@@ -100,6 +105,7 @@ def make_wsgi_app(
         max_body_bytes=max_body_bytes,
         allow_async_hooks=False,
         storage_timeout=storage_timeout,
+        consent_store=consent_store,
     )
     limit = core.max_body_bytes
     pool = None
