@@ -2,14 +2,17 @@
 
 The same rules as the sync client, shared, not copied: every method drives
 the generators of `servio_twilio.sending.send_core`, `.batch` and `.health`
-with `servio_twilio.sending.steps.run_async`, on async targets: twilio's
-async REST seam through `AsyncRetryingHttpClient`, an async repository, and
-a batch's items as tasks (`TaskEngine`).
+with `servio_twilio.domain.steps.run_async`, on async targets: twilio's
+async REST seam through `AsyncRetryingHttpClient`, an async repository, the
+async methods of the send limiter and the consent store (a blocking sync
+store in threads of the client's own), and a batch's items as tasks
+(`TaskEngine`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace, TracebackType
@@ -17,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import run_async
 from servio_twilio.sending.async_transport import AsyncRetryingHttpClient
 from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
 from servio_twilio.sending.engines import TaskEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
+from servio_twilio.sending.policy import SendPolicy
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
 from servio_twilio.sending.send_core import (
@@ -30,9 +35,9 @@ from servio_twilio.sending.send_core import (
     read_events,
     read_history,
 )
-from servio_twilio.sending.steps import run_async
 from servio_twilio.sending.twilio_rest import AsyncTwilioRest
 from servio_twilio.storage.async_view import AsyncInMemoryRepository, AsyncRepositoryView
+from servio_twilio.storage.consent import AsyncConsentStoreView
 from servio_twilio.storage.repository import (
     AsyncCommunicationRepository,
     CommunicationRepository,
@@ -59,10 +64,18 @@ class AsyncCommunicationsClient:
     every request), wrapped in `AsyncRetryingHttpClient`: 429s and failures
     to connect are retried (``max_retries``, waiting with the async
     ``sleep``), nothing that may have reached Twilio is. ``send_limiter``
-    is a `SendLimiter` (its ``try_acquire`` plain or async).
+    is a `SendLimiter`: its ``try_acquire_async`` is awaited when it has one
+    (`AsyncSendLimiter`: `InMemorySendLimiter`, `SharedSendLimiter`), else its
+    ``try_acquire`` is called (awaited if it is a coroutine). ``policy`` is a
+    `SendPolicy` whose consent store is an `AsyncConsentStore` (awaited) or a
+    sync `ConsentStore` (a ``blocking`` one, such as
+    `servio_twilio.firestore.FirestoreConsentStore`, runs in a pool of
+    ``max_threads`` threads of its own; others inline). The checks and their
+    order are `CommunicationsClient`'s.
 
     Use it as ``async with AsyncCommunicationsClient(...) as client:``, or
-    call `aclose` when done: it closes the HTTP session and the threads.
+    call `aclose` when done: it closes the HTTP session, the threads, and the
+    send limiter's connections on this loop (its ``aclose()``, if it has one).
 
     Raises:
         TypeError: an argument of the wrong type.
@@ -83,10 +96,19 @@ class AsyncCommunicationsClient:
         max_retries: int = 3,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         send_limiter: SendLimiter | None = None,
+        policy: SendPolicy | None = None,
         max_threads: int = 32,
     ) -> None:
-        check_collaborators(settings, send_limiter=send_limiter, clock=clock, sleep=sleep)
+        check_collaborators(
+            settings,
+            send_limiter=send_limiter,
+            clock=clock,
+            sleep=sleep,
+            policy=policy,
+            async_consent=True,
+        )
         self._view: AsyncRepositoryView | None = None
+        self._consent_view: AsyncConsentStoreView | None = None
         if repository is None:
             repository = AsyncInMemoryRepository()
         elif not is_async_repository(repository):
@@ -100,18 +122,32 @@ class AsyncCommunicationsClient:
             http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
         )
         self._rest = AsyncTwilioRest(settings, http)
+        consent: Any = None
+        if policy is not None and policy.consent is not None:
+            consent = policy.consent
+            if not policy.async_consent:
+                consent = self._consent_view = AsyncConsentStoreView(
+                    policy.consent,  # type: ignore[arg-type]  # sync: async_consent is False
+                    max_threads=max_threads,
+                )
         self._core = SendCore(
-            settings=settings, clock=clock or utcnow, limited=send_limiter is not None
+            settings=settings,
+            clock=clock or utcnow,
+            limited=send_limiter is not None,
+            policy=policy,
         )
         self._targets: dict[str, Any] = {
             "repository": repository,
             "twilio": self._rest,
-            "limiter": send_limiter,
+            "limiter": _awaiting_limiter(send_limiter),
+            "consent": consent,
         }
         self.repository: AsyncCommunicationRepository = repository  # type: ignore[assignment]
         """Where this client keeps its records (an async view of a sync repository given)."""
         self.send_limiter: SendLimiter | None = send_limiter
         """The per-prospect send cap, if any."""
+        self.policy: SendPolicy | None = policy
+        """The consent and sending-hours rules every send must pass, if any."""
 
     @property
     def settings(self) -> TwilioSettings:
@@ -136,10 +172,16 @@ class AsyncCommunicationsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP session and the repository threads this client started."""
+        """Close the HTTP session, the threads this client started, and the limiter's
+        connections on this loop (the send limiter's ``aclose()``, when it has one)."""
         await self._rest.aclose()
         if self._view is not None:
             self._view.close()
+        if self._consent_view is not None:
+            self._consent_view.close()
+        close = getattr(self.send_limiter, "aclose", None)
+        if inspect.iscoroutinefunction(close):
+            await close()
 
     async def send_sms(
         self,
@@ -249,3 +291,11 @@ class AsyncCommunicationsClient:
     async def health(self) -> HealthReport:
         """Check the account, the sender and storage; see `CommunicationsClient.health`."""
         return await run_async(check_health(self.settings), self._targets)
+
+
+def _awaiting_limiter(limiter: SendLimiter | None) -> Any:
+    """The ``limiter`` target: ``try_acquire`` is the limiter's ``try_acquire_async`` if any."""
+    if limiter is None:
+        return None
+    acquire = getattr(limiter, "try_acquire_async", None)
+    return SimpleNamespace(try_acquire=acquire if callable(acquire) else limiter.try_acquire)

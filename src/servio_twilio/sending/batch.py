@@ -1,15 +1,18 @@
 """Batch sending: up to ``max_batch_size`` messages at once, concurrent, rate-capped.
 
 `send_batch` is what both clients' ``send_batch`` run: a generator of
-`servio_twilio.sending.steps.Call` steps, driven by `run` (the sync client)
+`servio_twilio.domain.steps.Call` steps, driven by `run` (the sync client)
 or `run_async` (the async one). It reuses the single send's steps, in
 phases, so a batch keeps every rule of a single send:
 
 1. size: over ``max_batch_size`` raises `BatchTooLarge`; nothing written or sent;
 2. validation (`SendCore.prepare_message`): an invalid item fails in the
    report, with no record and no request;
-3. admission (`SendCore.admit`), per item: over the send limiter, the item
-   fails (`SendLimitExceeded`'s text);
+3. admission (`SendCore.admit`), per item, as for a single send: the
+   client's `SendPolicy` (consent, then sending hours), then the send
+   limiter; a refused item fails with the error's text (`RecipientOptedOut`,
+   `OutsideSendingHours`, `SendLimitExceeded`...), with no record and no
+   request;
 4. write-ahead: the valid items' ``pending`` records in ONE
    ``repository.add_many``; if it fails, nothing is sent and every one of
    them fails in the report (storage failure is an outcome, not an exception);
@@ -21,7 +24,9 @@ phases, so a batch keeps every rule of a single send:
    is retried);
 6. merging: the answers are merged into the records as they arrive, a
    group of at least ``max(10, workers)`` at a time in one
-   ``repository.update_many`` (`merge_answer`, the single send's rules).
+   ``repository.update_many`` (`merge_answer`, the single send's rules);
+   then each item Twilio refused with 21610 is opted out in the consent
+   store (`opt_out_refused`).
 
 The report lists every item in input order; nothing raises once validation
 of the arguments has passed, and one worker's failure never loses another's
@@ -44,16 +49,17 @@ from servio_twilio.domain.errors import (
 )
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.status import UNKNOWN, advance
+from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.sending.dispatch import (
     TwilioAnswer,
     ask_twilio,
     log_unstored,
     merge_answer,
+    opt_out_refused,
     result_of,
 )
 from servio_twilio.sending.ratelimit import TokenBucket, is_positive_int, is_positive_number
 from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
-from servio_twilio.sending.steps import Call, Steps
 
 if TYPE_CHECKING:
     from servio_twilio.sending.prepare import PreparedSend
@@ -171,7 +177,7 @@ def _admitted(
     prepared: PreparedSend,
     results: dict[int, BatchItemResult],
 ) -> Steps[bool]:
-    """Admit one item (`SendCore.admit`); a refusal (or a limiter failure) fails it."""
+    """Admit one item (`SendCore.admit`); a refusal (or a policy or limiter failure) fails it."""
     try:
         yield from core.admit(prepared)
     except ServioTwilioError as exc:
@@ -301,7 +307,10 @@ def _merge(
     answered: list[tuple[int, PreparedSend, TwilioAnswer]],
     results: dict[int, BatchItemResult],
 ) -> Steps[None]:
-    """Merge a group of answers into their records in one write; report each item."""
+    """Merge a group of answers into their records in one write; report each item.
+
+    Then, with a consent store, opt out the numbers Twilio refused with 21610.
+    """
     if not answered:
         return
     now = core.clock()
@@ -317,6 +326,9 @@ def _merge(
         if record is None:
             log_unstored(prepared, answer, failure or RecordNotFound("the record is gone"))
         results[index] = _item(index, prepared, answer, record)
+    if core.consented:
+        for _, prepared, answer in answered:
+            yield from opt_out_refused(prepared, answer)
 
 
 def _item(

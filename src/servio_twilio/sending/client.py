@@ -3,7 +3,7 @@
 The rules live in `servio_twilio.sending.send_core` (one send; a batch runs its
 steps in phases: `servio_twilio.sending.batch`) and `servio_twilio.sending.health`,
 as generators of I/O steps; this client drives them with blocking calls
-(`servio_twilio.sending.steps.run`), as `AsyncCommunicationsClient` awaits them.
+(`servio_twilio.domain.steps.run`), as `AsyncCommunicationsClient` awaits them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import run
 from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
 from servio_twilio.sending.engines import ThreadEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
+from servio_twilio.sending.policy import SendPolicy
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
 from servio_twilio.sending.send_core import (
@@ -27,7 +29,6 @@ from servio_twilio.sending.send_core import (
     read_events,
     read_history,
 )
-from servio_twilio.sending.steps import run
 from servio_twilio.sending.transport import RetryingHttpClient
 from servio_twilio.sending.twilio_rest import TwilioRest
 from servio_twilio.storage.memory import InMemoryRepository
@@ -48,20 +49,24 @@ class CommunicationsClient:
     `RetryingHttpClient` with ``timeout`` seconds per request and up to
     ``max_retries`` retries of 429s and failed connections, waiting with
     ``sleep``. ``clock`` returns aware UTC datetimes (record times).
-    ``send_limiter`` caps sends per prospect (`SendLimiter`).
+    ``send_limiter`` caps sends per prospect (`SendLimiter`). ``policy`` is
+    a `SendPolicy` (consent, sending hours) with a sync `ConsentStore`, if any.
 
-    Every send validates its arguments first (nothing is written or sent for
-    bad input), writes a ``pending`` record, then calls Twilio with the
-    record's id as ``cid`` on every callback URL it sets.
+    Every send validates its arguments first, then checks the policy (consent,
+    then sending hours at ``clock``'s time) and the send limit: nothing is
+    written or sent for bad input or a refused send. It then writes a
+    ``pending`` record and calls Twilio with the record's id as ``cid`` on
+    every callback URL it sets. Twilio's error 21610 (the number replied STOP)
+    opts the number out in the policy's consent store.
 
     The twilio REST client is built on first use (thread-safe); with an API
     key in the settings it authenticates with the key.
 
     Raises:
-        TypeError: an argument of the wrong type.
+        TypeError: an argument of the wrong type (an `AsyncConsentStore` in ``policy`` too).
         InvalidArgument: (a ``ValueError``) ``timeout`` or ``max_retries`` out of range.
 
-    New in 0.1.0.
+    New in 0.1.0. Changed in 0.2.0: ``policy``.
     """
 
     def __init__(
@@ -75,8 +80,11 @@ class CommunicationsClient:
         max_retries: int = 3,
         sleep: Callable[[float], object] = time.sleep,
         send_limiter: SendLimiter | None = None,
+        policy: SendPolicy | None = None,
     ) -> None:
-        check_collaborators(settings, send_limiter=send_limiter, clock=clock, sleep=sleep)
+        check_collaborators(
+            settings, send_limiter=send_limiter, clock=clock, sleep=sleep, policy=policy
+        )
         if repository is None:
             repository = InMemoryRepository()
         elif not isinstance(repository, CommunicationRepository):
@@ -88,17 +96,23 @@ class CommunicationsClient:
             http_client, timeout=timeout, max_retries=max_retries, sleep=sleep
         )
         self._core = SendCore(
-            settings=settings, clock=clock or utcnow, limited=send_limiter is not None
+            settings=settings,
+            clock=clock or utcnow,
+            limited=send_limiter is not None,
+            policy=policy,
         )
         self._targets: dict[str, Any] = {
             "repository": repository,
             "twilio": TwilioRest(settings, http),
             "limiter": send_limiter,
+            "consent": policy.consent if policy is not None else None,
         }
         self.repository: CommunicationRepository = repository
         """Where this client keeps its records."""
         self.send_limiter: SendLimiter | None = send_limiter
         """The per-prospect send cap, if any."""
+        self.policy: SendPolicy | None = policy
+        """The consent and sending-hours rules every send must pass, if any."""
 
     @property
     def settings(self) -> TwilioSettings:
@@ -131,9 +145,16 @@ class CommunicationsClient:
             ConfigurationError: no SMS sender in the settings.
             InvalidArgument: (a ``ValueError``) an empty or too long body, a malformed
                 callback URL, an empty ``prospect_id``.
-            SendLimitExceeded: over the send limit; nothing written or sent.
-            RepositoryError: the pending record could not be written; nothing sent.
-            TwilioAPIError: Twilio refused (the record is ``failed``).
+            RecipientOptedOut: the number opted out of the channel (``policy``);
+                nothing written or sent.
+            OutsideSendingHours: outside the sending hours at the recipient
+                (``policy``); nothing written or sent.
+            SendLimitExceeded: over the send limit (`LimiterUnavailable`: the
+                shared limit could not be checked); nothing written or sent.
+            RepositoryError: the consent store could not be read, or the pending
+                record could not be written; nothing sent.
+            TwilioAPIError: Twilio refused (the record is ``failed``; with code
+                21610 the number is opted out in the policy's consent store).
             SendOutcomeUnknown: no answer came (the record is ``unknown``).
 
         New in 0.1.0.
@@ -224,16 +245,18 @@ class CommunicationsClient:
 
         ``messages`` are `OutboundMessage`s or mappings in the earlier
         service's shape (`OutboundMessage.from_dict`). Every item is validated
-        as a single send is: an invalid one (or one over the send limiter)
-        fails in the report with no record and no request, and the rest go
-        out. The valid items' ``pending`` records are written in one
-        ``repository.add_many``; if that fails, nothing is sent and each of
-        them fails in the report. Then up to ``max_concurrency`` threads send,
-        each item once (the client's retry rules apply per item), at most
-        ``rate_per_second`` creates per second (a number, or a shared
-        `TokenBucket`); Twilio's answers are merged into the records as they
-        arrive, in groups of at least ``max(10, max_concurrency)`` (one
-        ``repository.update_many`` each).
+        and checked as a single send is: an invalid one, or one the policy
+        or the send limiter refuses, fails in the report with the reason, no
+        record and no request, and the rest go out. The valid items'
+        ``pending`` records are written in one ``repository.add_many``; if
+        that fails, nothing is sent and each of them fails in the report. Then
+        up to ``max_concurrency`` threads send, each item once (the client's
+        retry rules apply per item), at most ``rate_per_second`` creates per
+        second (a number, or a shared `TokenBucket`); Twilio's answers are
+        merged into the records as they arrive, in groups of at least
+        ``max(10, max_concurrency)`` (one ``repository.update_many`` each).
+        Items Twilio refused with 21610 are opted out in the policy's
+        consent store.
 
         Returns a `BatchReport` in input order: a failed item carries the
         error text and Twilio's code; an item whose outcome is unknown fails

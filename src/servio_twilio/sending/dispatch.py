@@ -4,7 +4,10 @@ Three steps, kept apart so a batch can merge many answers in one write:
 `ask_twilio` (the request, its outcome as a `TwilioAnswer`, logged),
 `merge_answer` (the pure update of the record) and `result_of` (the
 `SendResult`, or the error to raise). `dispatch` runs the three for one send.
-`ask_twilio` and `dispatch` are generators of `servio_twilio.sending.steps.Call`
+`opt_out_refused` opts the number out in the consent store when Twilio
+refused with 21610 (the number replied STOP to Twilio), after the record is
+settled; the single send and the batch both run it.
+`ask_twilio` and `dispatch` are generators of `servio_twilio.domain.steps.Call`
 steps: the sync and the async client drive them.
 """
 
@@ -16,21 +19,34 @@ from datetime import datetime
 
 import attrs
 
+from servio_twilio.domain.consent import OPTED_OUT_ERROR_CODE
 from servio_twilio.domain.errors import SendOutcomeUnknown, TwilioAPIError
 from servio_twilio.domain.models import Communication, replace
-from servio_twilio.domain.phone_text import mask_phone, strip_channel_prefix
+from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers, strip_channel_prefix
 from servio_twilio.domain.status import UNKNOWN, advance
+from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.sending.prepare import PreparedSend
 from servio_twilio.sending.results import SendResult
-from servio_twilio.sending.steps import Call, Steps
 from servio_twilio.sending.transport import NoAnswer
 
-__all__ = ["TwilioAnswer", "ask_twilio", "dispatch", "log_unstored", "merge_answer", "result_of"]
+__all__ = [
+    "OPTED_OUT_SOURCE",
+    "TwilioAnswer",
+    "ask_twilio",
+    "dispatch",
+    "log_unstored",
+    "merge_answer",
+    "opt_out_refused",
+    "result_of",
+]
 
 # The client's logger: these records are the client's, wherever the code lives.
 _log = logging.getLogger("servio_twilio.client")
 
 _FAILED = "failed"
+
+OPTED_OUT_SOURCE = f"twilio:{OPTED_OUT_ERROR_CODE}"
+"""The consent change's ``source`` when Twilio refused a send with 21610."""
 
 
 @attrs.frozen(kw_only=True)
@@ -135,10 +151,39 @@ def log_unstored(prepared: PreparedSend, answer: TwilioAnswer, exc: BaseExceptio
     )  # fmt: skip
 
 
-def dispatch(prepared: PreparedSend, *, clock: Callable[[], datetime]) -> Steps[SendResult]:
+def opt_out_refused(prepared: PreparedSend, answer: TwilioAnswer) -> Steps[None]:
+    """When Twilio refused with 21610, opt the number out of the channel (the ``consent`` target).
+
+    Twilio's error stays the send's outcome: a consent store that fails here
+    is logged, never raised.
+    """
+    if answer.error_code != OPTED_OUT_ERROR_CODE:
+        return
+    record = prepared.record
+    try:
+        yield Call("consent", "opt_out", (record.to, record.channel), {"source": OPTED_OUT_SOURCE})
+    except Exception as exc:
+        _log.error(
+            "could not opt %s out of %s after Twilio's error %d (%s): %s: %s",
+            mask_phone(record.to), record.channel, OPTED_OUT_ERROR_CODE,
+            prepared.communication_id, type(exc).__name__, mask_phone_numbers(str(exc)),
+        )  # fmt: skip
+    else:
+        _log.info(
+            "opted %s out of %s: Twilio refused %s with error %d",
+            mask_phone(record.to), record.channel, prepared.communication_id,
+            OPTED_OUT_ERROR_CODE,
+        )  # fmt: skip
+
+
+def dispatch(
+    prepared: PreparedSend, *, clock: Callable[[], datetime], consent: bool = False
+) -> Steps[SendResult]:
     """Call Twilio for a written record, complete the record, translate errors.
 
-    A storage failure after Twilio answered is logged, never raised.
+    A storage failure after Twilio answered is logged, never raised. With
+    ``consent`` (the client's policy has a consent store), a 21610 refusal
+    opts the number out once the record is settled (`opt_out_refused`).
     """
     answer = yield from ask_twilio(prepared)
     merged = None
@@ -147,6 +192,8 @@ def dispatch(prepared: PreparedSend, *, clock: Callable[[], datetime]) -> Steps[
         merged = yield Call("repository", "update", (prepared.communication_id, merge))
     except Exception as exc:
         log_unstored(prepared, answer, exc)
+    if consent:
+        yield from opt_out_refused(prepared, answer)
     return result_of(prepared, answer, merged)
 
 

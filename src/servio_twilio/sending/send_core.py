@@ -1,18 +1,22 @@
 """`SendCore`: the rules of one send, shared by the sync and the async client.
 
-One send is four steps, each a generator of `servio_twilio.sending.steps.Call`
+One send is four steps, each a generator of `servio_twilio.domain.steps.Call`
 steps (no I/O of its own), kept apart so a batch can run them in phases:
 
 1. `SendCore.prepare_message` / `SendCore.prepare_call`: validate everything
    and build the pending record and Twilio's create parameters; pure
    (`servio_twilio.sending.checks`, `servio_twilio.sending.prepare`).
-2. `SendCore.admit`: the send limiter (`SendLimitExceeded`).
+2. `SendCore.admit`: the client's `SendPolicy`, in this order: consent
+   (`RecipientOptedOut`; the ``consent`` target), sending hours
+   (`OutsideSendingHours`, on the client's clock); then the send limiter
+   (`SendLimitExceeded`, `LimiterUnavailable`; the ``limiter`` target).
 3. `write_ahead`: store the ``pending`` record (`RepositoryError`: nothing sent).
 4. `dispatch`: ask Twilio, merge the answer into the record with the status
-   rules, translate errors (`servio_twilio.sending.dispatch`).
+   rules, translate errors; Twilio's error 21610 opts the number out in the
+   consent store (`servio_twilio.sending.dispatch`).
 
-`CommunicationsClient` drives `SendCore.send` with `servio_twilio.sending.steps.run`,
-`AsyncCommunicationsClient` with `servio_twilio.sending.steps.run_async`.
+`CommunicationsClient` drives `SendCore.send` with `servio_twilio.domain.steps.run`,
+`AsyncCommunicationsClient` with `servio_twilio.domain.steps.run_async`.
 """
 
 from __future__ import annotations
@@ -22,26 +26,41 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from servio_twilio.domain.errors import InvalidArgument, RepositoryError, SendLimitExceeded
+from servio_twilio.domain.errors import (
+    InvalidArgument,
+    RecipientOptedOut,
+    RepositoryError,
+    SendLimitExceeded,
+)
 from servio_twilio.domain.models import Channel, Communication, parse_channel
+from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.sending.checks import check_prospect_id
 from servio_twilio.sending.dispatch import dispatch
+from servio_twilio.sending.policy import SendPolicy
 from servio_twilio.sending.prepare import PreparedSend, prepare_call, prepare_message
 from servio_twilio.sending.results import SendResult
-from servio_twilio.sending.steps import Call, Steps
 
-__all__ = ["SendCore", "check_collaborators", "read_events", "read_history", "write_ahead"]
+__all__ = [
+    "SendCore",
+    "check_collaborators",
+    "check_consent",
+    "read_events",
+    "read_history",
+    "write_ahead",
+]
 
 _log = logging.getLogger("servio_twilio.client")
 
 
 class SendCore:
-    """The settings, clock and limits of one client, and the steps of its sends.
+    """The settings, clock, policy and limits of one client, and the steps of its sends.
 
     Internal: each client builds one; its batches run the same steps.
     ``limited`` says whether the client has a send limiter (the ``limiter``
-    target).
+    target); ``policy`` is the client's `SendPolicy`, whose consent store is
+    the ``consent`` target.
     """
 
     def __init__(
@@ -50,17 +69,24 @@ class SendCore:
         settings: TwilioSettings,
         clock: Callable[[], datetime],
         limited: bool,
+        policy: SendPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.limited = limited
+        self.policy = policy
         self._warned_no_callbacks = False
+
+    @property
+    def consented(self) -> bool:
+        """Whether the policy has a consent store (the ``consent`` target)."""
+        return self.policy is not None and self.policy.consent is not None
 
     def send(self, prepared: PreparedSend) -> Steps[SendResult]:
         """Admit, write the pending record, call Twilio: one whole send."""
         yield from self.admit(prepared)
         yield from write_ahead(prepared)
-        return (yield from dispatch(prepared, clock=self.clock))
+        return (yield from dispatch(prepared, clock=self.clock, consent=self.consented))
 
     def prepare_message(self, channel: Channel, to: str, **options: Any) -> PreparedSend:
         """Validate one SMS or WhatsApp message (options as `prepare_message`); touch nothing."""
@@ -75,7 +101,17 @@ class SendCore:
         return prepared
 
     def admit(self, prepared: PreparedSend) -> Steps[None]:
-        """Raise `SendLimitExceeded` when the limiter refuses; count the send otherwise."""
+        """Check the policy, then the send limit; nothing is written or sent on a refusal.
+
+        In order: consent (`RecipientOptedOut`; `RepositoryError` when the
+        store fails: fail closed), sending hours (`OutsideSendingHours`), the
+        limiter (`SendLimitExceeded`, `LimiterUnavailable`), which counts the
+        send only once the policy let it through.
+        """
+        if self.consented:
+            yield from check_consent(prepared)
+        if self.policy is not None:
+            self.policy.check_sending_hours(prepared.record.to, self.clock())
         if not self.limited:
             return
         retry_after = yield Call("limiter", "try_acquire", (prepared.limit_key,))
@@ -94,6 +130,24 @@ class SendCore:
         )
 
 
+def check_consent(prepared: PreparedSend) -> Steps[None]:
+    """Raise `RecipientOptedOut` when the recipient opted out of the send's channel.
+
+    A store that fails raises `RepositoryError` (its own, or ours naming the
+    cause): the send is refused, never made unchecked.
+    """
+    record = prepared.record
+    try:
+        opted_out = yield Call("consent", "is_opted_out", (record.to, record.channel))
+    except RepositoryError:
+        raise
+    except Exception as exc:
+        detail = mask_phone_numbers(str(exc))
+        raise RepositoryError(f"could not check consent: {type(exc).__name__}: {detail}") from exc
+    if opted_out:
+        raise RecipientOptedOut(record.to, record.channel)
+
+
 def write_ahead(prepared: PreparedSend) -> Steps[None]:
     """Store the pending record; `RepositoryError` when storage fails (nothing sent)."""
     try:
@@ -107,9 +161,19 @@ def write_ahead(prepared: PreparedSend) -> Steps[None]:
 
 
 def check_collaborators(
-    settings: object, *, send_limiter: object, clock: object, sleep: object
+    settings: object,
+    *,
+    send_limiter: object,
+    clock: object,
+    sleep: object,
+    policy: object = None,
+    async_consent: bool = False,
 ) -> None:
-    """Raise `TypeError` for a client argument of the wrong kind (both clients' rules)."""
+    """Raise `TypeError` for a client argument of the wrong kind (both clients' rules).
+
+    ``async_consent`` says whether the client can await an `AsyncConsentStore`
+    in its ``policy`` (the async client can; the sync one needs a sync store).
+    """
     if not isinstance(settings, TwilioSettings):
         raise TypeError(f"settings must be TwilioSettings, not {type(settings).__name__}")
     if send_limiter is not None and not callable(getattr(send_limiter, "try_acquire", None)):
@@ -120,6 +184,15 @@ def check_collaborators(
         raise TypeError("clock must be callable")
     if not callable(sleep):
         raise TypeError("sleep must be callable")
+    if policy is not None:
+        if not isinstance(policy, SendPolicy):
+            raise TypeError(f"policy must be a SendPolicy, not {type(policy).__name__}")
+        if policy.async_consent and not async_consent:
+            raise TypeError(
+                "CommunicationsClient needs a sync ConsentStore in its policy, not "
+                f"{type(policy.consent).__name__} (an AsyncConsentStore is for "
+                "AsyncCommunicationsClient)"
+            )
 
 
 def read_history(

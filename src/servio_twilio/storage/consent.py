@@ -3,8 +3,9 @@
 `ConsentStore` is the Protocol both clients and the webhook apps use;
 `AsyncConsentStore` the same with coroutine methods. `InMemoryConsentStore`
 ships (thread-safe, in process memory), with `AsyncInMemoryConsentStore`, an
-async face over the same data; the Firestore backends live in
-`servio_twilio.firestore`. One contract suite (``tests/test_consent_contract.py``)
+async face over the same data; `AsyncConsentStoreView` is the async face of
+any sync store (a ``blocking`` one runs in threads of its own); the Firestore
+backends live in `servio_twilio.firestore`. One contract suite (``tests/test_consent_contract.py``)
 runs against every backend.
 
 Numbers are keyed as E.164 (a ``whatsapp:`` prefix is stripped); consent is
@@ -14,11 +15,13 @@ repeats the current state; the latest change decides.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 from servio_twilio.domain.consent import (
     MAX_CONSENT_HISTORY,
@@ -32,12 +35,16 @@ from servio_twilio.domain.models import Channel, parse_channel, utcnow
 
 __all__ = [
     "AsyncConsentStore",
+    "AsyncConsentStoreView",
     "AsyncInMemoryConsentStore",
     "ConsentStore",
     "InMemoryConsentStore",
     "aware_utc_now",
     "is_async_consent_store",
 ]
+
+_MAX_THREADS: Final = 32  # as an AsyncRepositoryView's
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -221,3 +228,74 @@ class AsyncInMemoryConsentStore:
     async def get(self, number: str, channel: Channel | str) -> Consent | None:
         """See `ConsentStore.get`."""
         return self.sync.get(number, channel)
+
+
+class AsyncConsentStoreView:
+    """An `AsyncConsentStore` over a synchronous `ConsentStore` (``.sync``).
+
+    Calls of a ``blocking`` store (`servio_twilio.firestore.FirestoreConsentStore`,
+    or any store without a ``blocking`` attribute) run in this view's own pool
+    of ``max_threads`` threads, started on first use, never in asyncio's
+    default executor; others (`InMemoryConsentStore`) run inline. `close`
+    stops the pool's threads. `AsyncCommunicationsClient` builds one for a sync
+    store in its policy.
+
+    Raises:
+        TypeError: ``store`` is not a sync `ConsentStore`.
+        InvalidArgument: (a ``ValueError``) ``max_threads`` is not an int >= 1.
+
+    New in 0.2.0.
+    """
+
+    def __init__(self, store: ConsentStore, *, max_threads: int = _MAX_THREADS) -> None:
+        if not isinstance(store, ConsentStore) or is_async_consent_store(store):
+            raise TypeError(f"store must be a sync ConsentStore, not {type(store).__name__}")
+        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+            raise InvalidArgument(f"max_threads must be an int >= 1, got {max_threads!r}")
+        self.sync = store
+        """The synchronous store this view calls."""
+        self.blocking = bool(getattr(store, "blocking", True))
+        """Whether the calls run in the view's threads."""
+        self.max_threads = max_threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<AsyncConsentStoreView over {self.sync!r}>"
+
+    def close(self) -> None:
+        """Stop the pool's threads once their calls end (a later call starts a new pool)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    async def _run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if not self.blocking:
+            return method(*args, **kwargs)
+        import asyncio  # noqa: PLC0415 - only awaited code needs it: importing the store stays light
+
+        with self._pool_lock:
+            pool = self._pool
+            if pool is None:
+                pool = self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_threads, thread_name_prefix="servio-consent"
+                )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, functools.partial(method, *args, **kwargs))
+
+    async def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_out`."""
+        await self._run(self.sync.opt_out, number, channel, source=source)
+
+    async def opt_in(self, number: str, channel: Channel | str, *, source: str) -> None:
+        """See `ConsentStore.opt_in`."""
+        await self._run(self.sync.opt_in, number, channel, source=source)
+
+    async def is_opted_out(self, number: str, channel: Channel | str) -> bool:
+        """See `ConsentStore.is_opted_out`."""
+        return await self._run(self.sync.is_opted_out, number, channel)
+
+    async def get(self, number: str, channel: Channel | str) -> Consent | None:
+        """See `ConsentStore.get`."""
+        return await self._run(self.sync.get, number, channel)
