@@ -669,6 +669,30 @@ def _bucket(rate: float, *, clock: Any, sleep: Any) -> TokenBucket:
 
 
 class TestSendBatchRateCap:
+    def test_a_shared_rate_limit_caps_a_batch(self) -> None:
+        """A SharedRateLimit is a rate_per_second too: one slot taken per send, on both clients."""
+        import uuid
+
+        from servio_twilio import SharedRateLimit
+
+        taken: list[str] = []
+
+        class _Counting(SharedRateLimit):
+            def acquire(self) -> float:
+                taken.append("sync")
+                return super().acquire()
+
+            async def acquire_async(self) -> float:
+                taken.append("async")
+                return await super().acquire_async()
+
+        rate = _Counting("memory://", per_second=1000, name=uuid.uuid4().hex)
+        kit = _Kit()
+        report = kit.client.send_batch(_sms(6), max_concurrency=3, rate_per_second=rate)
+        assert report.succeeded == 6
+        assert len(taken) == 6
+        assert len(set(taken)) == 1
+
     def test_frozen_clock_spaces_sends(self) -> None:
         """With time frozen, the workers wait 0, 1/r, 2/r, ...: one token per send, shared."""
         waits: list[float] = []
