@@ -17,9 +17,7 @@ told otherwise. Facades are closed (client and loop) at the end of each test.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ import pytest
 
 from servio_twilio import AsyncCommunicationsClient, CommunicationsClient
 from servio_twilio.testing import FakeTwilio
+from support.sync_facade import LoopThread
 
 KINDS = ["sync", "async"]
 
@@ -38,15 +37,10 @@ class AsyncClientFacade:
     """An `AsyncCommunicationsClient` whose coroutine methods are called like plain ones."""
 
     def __init__(self, client: AsyncCommunicationsClient) -> None:
-        self.loop = asyncio.new_event_loop()
+        self._loop = LoopThread()
         self.client = client
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
+        self.run = self._loop.run
         _open.append(self)
-
-    def run(self, coroutine: Any) -> Any:
-        """Run ``coroutine`` on the facade's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.client, name)
@@ -63,11 +57,9 @@ class AsyncClientFacade:
 
     def close(self) -> None:
         """Close the client, then its loop."""
-        if not self.loop.is_closed():
+        if not self._loop.loop.is_closed():
             self.run(self.client.aclose())
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join()
-            self.loop.close()
+            self._loop.close()
 
 
 def _awaitable(sleep: Callable[[float], object]) -> Callable[[float], Any]:

@@ -13,22 +13,17 @@ asyncio's default executor (``cpu + 4`` threads: 6 on a 2-core host).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.storage.repository import CommunicationRepository
+from servio_twilio.storage.threads import DEFAULT_MAX_THREADS, Threads
 
-__all__ = ["DEFAULT_MAX_THREADS", "AsyncInMemoryRepository", "AsyncRepositoryView"]
+__all__ = ["AsyncInMemoryRepository", "AsyncRepositoryView"]
 
-DEFAULT_MAX_THREADS = 32
-"""Worker threads of a view over a blocking repository (and of the ASGI webhook app)."""
 
 T = TypeVar("T")
 
@@ -55,34 +50,24 @@ class AsyncRepositoryView:
                 "repository must implement CommunicationRepository, "
                 f"not {type(repository).__name__}"
             )
-        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-            raise InvalidArgument(f"max_threads must be an int >= 1, got {max_threads!r}")
+        self._threads = Threads(max_threads, name="servio-repository")
         self.sync = repository
         """The synchronous repository this view calls."""
         self.blocking = bool(getattr(repository, "blocking", True))
         """Whether the calls run in the view's threads."""
         self.max_threads = max_threads
-        self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} over {self.sync!r}>"
 
     def close(self) -> None:
         """Stop the pool's threads once their calls end (a later call starts a new pool)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False)
+        self._threads.close()
 
     async def _run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not self.blocking:
             return method(*args, **kwargs)
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = ThreadPoolExecutor(
-                max_workers=self.max_threads, thread_name_prefix="servio-repository"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, functools.partial(method, *args, **kwargs))
+        return await self._threads.run(method, *args, **kwargs)
 
     async def add(
         self,

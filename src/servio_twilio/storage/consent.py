@@ -15,13 +15,11 @@ repeats the current state; the latest change decides.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from servio_twilio.domain.consent import (
     MAX_CONSENT_HISTORY,
@@ -32,6 +30,7 @@ from servio_twilio.domain.consent import (
 )
 from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.models import Channel, parse_channel, utcnow
+from servio_twilio.storage.threads import DEFAULT_MAX_THREADS, Threads
 
 __all__ = [
     "AsyncConsentStore",
@@ -43,7 +42,6 @@ __all__ = [
     "is_async_consent_store",
 ]
 
-_MAX_THREADS: Final = 32  # as an AsyncRepositoryView's
 T = TypeVar("T")
 
 
@@ -247,42 +245,27 @@ class AsyncConsentStoreView:
     New in 0.2.0.
     """
 
-    def __init__(self, store: ConsentStore, *, max_threads: int = _MAX_THREADS) -> None:
+    def __init__(self, store: ConsentStore, *, max_threads: int = DEFAULT_MAX_THREADS) -> None:
         if not isinstance(store, ConsentStore) or is_async_consent_store(store):
             raise TypeError(f"store must be a sync ConsentStore, not {type(store).__name__}")
-        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-            raise InvalidArgument(f"max_threads must be an int >= 1, got {max_threads!r}")
+        self._threads = Threads(max_threads, name="servio-consent")
         self.sync = store
         """The synchronous store this view calls."""
         self.blocking = bool(getattr(store, "blocking", True))
         """Whether the calls run in the view's threads."""
         self.max_threads = max_threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<AsyncConsentStoreView over {self.sync!r}>"
 
     def close(self) -> None:
         """Stop the pool's threads once their calls end (a later call starts a new pool)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False)
+        self._threads.close()
 
     async def _run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not self.blocking:
             return method(*args, **kwargs)
-        import asyncio  # noqa: PLC0415 - only awaited code needs it: importing the store stays light
-
-        with self._pool_lock:
-            pool = self._pool
-            if pool is None:
-                pool = self._pool = ThreadPoolExecutor(
-                    max_workers=self.max_threads, thread_name_prefix="servio-consent"
-                )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, functools.partial(method, *args, **kwargs))
+        return await self._threads.run(method, *args, **kwargs)
 
     async def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
         """See `ConsentStore.opt_out`."""

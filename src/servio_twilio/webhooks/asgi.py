@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from servio_twilio.domain.errors import ConfigurationError, InvalidArgument
+from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import run_async
 from servio_twilio.storage.consent import AsyncConsentStore, ConsentStore
 from servio_twilio.storage.repository import AsyncCommunicationRepository, CommunicationRepository
+from servio_twilio.storage.threads import Threads
 from servio_twilio.webhooks.core import (
     ROUTES,
     WebhookCore,
@@ -110,8 +110,7 @@ def make_asgi_app(
 
     New in 0.1.0. Changed in 0.2.0: async repositories, ``max_threads``, ``consent_store``.
     """
-    if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-        raise InvalidArgument(f"max_threads must be an int >= 1, got {max_threads!r}")
+    threads = Threads(max_threads, name="servio-webhook")  # started on first use
     core = build_core(
         settings=settings,
         verifier=verifier,
@@ -127,7 +126,6 @@ def make_asgi_app(
         consent_store=consent_store,
     )
     limit = core.max_body_bytes
-    threads = _Threads(max_threads)
 
     async def twilio_webhook_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -218,21 +216,7 @@ async def _read_rest(receive: Receive, limit: int, first: Message) -> tuple[byte
         message = await receive()
 
 
-class _Threads:
-    """The app's own thread pool for blocking work, started on first use."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pool: ThreadPoolExecutor | None = None
-
-    def run(self, call: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """``call(*args)`` in one of the pool's threads, as a future of the running loop."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="servio-webhook")
-        return asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
-
-
-async def _drive(core: WebhookCore, request: WebhookRequest, threads: _Threads) -> WebhookResponse:
+async def _drive(core: WebhookCore, request: WebhookRequest, threads: Threads) -> WebhookResponse:
     """Run ``core.handle(request)``: async work awaited, blocking work in the app's threads.
 
     The repository steps share one deadline, ``core.storage_timeout`` seconds

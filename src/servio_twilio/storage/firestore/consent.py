@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from servio_twilio.domain.consent import (
     MAX_CONSENT_HISTORY,
@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from servio_twilio.storage.firestore.errors import read_options, translated, write_options
+from servio_twilio.storage.firestore.operations import valid_id
 
 __all__ = [
     "CONSENTS_COLLECTION",
@@ -71,13 +72,7 @@ def consent_document_id(number: str, channel: Channel | str) -> str:
 
 
 def _check_collection(collection: object) -> str:
-    if (
-        not isinstance(collection, str)
-        or collection in {"", ".", ".."}
-        or "/" in collection
-        or (collection.startswith("__") and collection.endswith("__"))
-        or len(collection.encode("utf-8", "surrogatepass")) > 1500
-    ):
+    if not isinstance(collection, str) or not valid_id(collection):
         raise InvalidArgument(f"invalid Firestore collection name {collection!r:.60}")
     return collection
 
@@ -148,7 +143,38 @@ def _consent(document_id: str, data: Mapping[str, Any], changes: list[Any]) -> C
         ) from exc
 
 
-class FirestoreConsentStore:
+_Client = TypeVar("_Client", "firestore.Client", "firestore.AsyncClient")
+
+
+class _ConsentCollection(Generic[_Client]):
+    """What both Firestore consent stores hold: the checked collection, timeout and clock."""
+
+    def __init__(
+        self,
+        client: _Client,
+        *,
+        collection: str = CONSENTS_COLLECTION,
+        timeout: float | None = 30.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._collection_name = _check_collection(collection)
+        self._timeout = _check_timeout(timeout)
+        if not callable(clock):
+            raise TypeError("clock must be callable")
+        self._client: _Client = client
+        self._clock = clock
+        self._collection: Any = client.collection(collection)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} collection={self._collection_name!r}>"
+
+    @property
+    def collection(self) -> str:
+        """The collection's name."""
+        return self._collection_name
+
+
+class FirestoreConsentStore(_ConsentCollection[firestore.Client]):
     """A `ConsentStore` over a Firestore collection (``google.cloud.firestore.Client``).
 
     ``timeout`` is the seconds each call may take, retries included (None:
@@ -163,30 +189,6 @@ class FirestoreConsentStore:
 
     blocking = True
     """Calls wait on Firestore: an ASGI app runs them in a worker thread."""
-
-    def __init__(
-        self,
-        client: firestore.Client,
-        *,
-        collection: str = CONSENTS_COLLECTION,
-        timeout: float | None = 30.0,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._collection_name = _check_collection(collection)
-        self._timeout = _check_timeout(timeout)
-        if not callable(clock):
-            raise TypeError("clock must be callable")
-        self._client = client
-        self._clock = clock
-        self._collection = client.collection(collection)
-
-    def __repr__(self) -> str:
-        return f"<FirestoreConsentStore collection={self._collection_name!r}>"
-
-    @property
-    def collection(self) -> str:
-        """The collection's name."""
-        return self._collection_name
 
     def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
         """See `ConsentStore.opt_out`: one commit."""
@@ -237,7 +239,7 @@ def _latest(ref: Any) -> Any:
     )
 
 
-class AsyncFirestoreConsentStore:
+class AsyncFirestoreConsentStore(_ConsentCollection[firestore.AsyncClient]):
     """An `AsyncConsentStore` over a Firestore collection (``google.cloud.firestore.AsyncClient``).
 
     Stores exactly the documents `FirestoreConsentStore` stores; the same
@@ -252,30 +254,6 @@ class AsyncFirestoreConsentStore:
 
     blocking = False
     """Calls are awaited on the event loop."""
-
-    def __init__(
-        self,
-        client: firestore.AsyncClient,
-        *,
-        collection: str = CONSENTS_COLLECTION,
-        timeout: float | None = 30.0,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._collection_name = _check_collection(collection)
-        self._timeout = _check_timeout(timeout)
-        if not callable(clock):
-            raise TypeError("clock must be callable")
-        self._client = client
-        self._clock = clock
-        self._collection = client.collection(collection)
-
-    def __repr__(self) -> str:
-        return f"<AsyncFirestoreConsentStore collection={self._collection_name!r}>"
-
-    @property
-    def collection(self) -> str:
-        """The collection's name."""
-        return self._collection_name
 
     async def opt_out(self, number: str, channel: Channel | str, *, source: str) -> None:
         """See `ConsentStore.opt_out`: one commit."""
