@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
@@ -135,3 +136,33 @@ class TestOnTheEmulator:
         )
         with pytest.raises(RecordNotFound):
             asyncio.run(repo.update("missing", lambda c: c))
+
+    def test_pages_and_counts_awaited_beside_writes(self, firestore_emulator: str) -> None:
+        """communications and count_by_day, awaited directly and at once with updates that
+        settle records, see each record before or after its update, never half of it."""
+        repo = AsyncFirestoreRepository(
+            firestore.AsyncClient(project=PROJECT), collection=unique_collection(), timeout=15.0
+        )
+        day = timedelta(days=1)
+
+        async def main() -> tuple[list[Communication], list[Any], list[Communication]]:
+            await repo.add_many(
+                make(id=f"c{i}", status="sent", timestamp=T0 + timedelta(seconds=i))
+                for i in range(20)
+            )
+            settle = [
+                repo.update(f"c{i}", lambda c: attrs.evolve(c, status="delivered"))
+                for i in range(0, 20, 2)
+            ]
+            page, counted, *_ = await asyncio.gather(
+                repo.communications(open_only=True),
+                repo.count_by_day(since=T0 - day, until=T0 + day),
+                *settle,
+            )
+            return page, counted, await repo.communications(open_only=True)
+
+        page, counted, after = asyncio.run(main())
+        assert 10 <= len(page) <= 20
+        assert sum(row.count for row in counted) == 20
+        assert {row.status for row in counted} <= {"sent", "delivered"}
+        assert [c.id for c in after] == [f"c{i}" for i in range(19, 0, -2)]

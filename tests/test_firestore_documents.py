@@ -13,9 +13,11 @@ from hypothesis import given, settings, strategies as st
 
 from servio_twilio.domain.errors import RepositoryError
 from servio_twilio.domain.models import Channel, Communication, Direction
-from servio_twilio.domain.status import CALL_STATUS_RANKS, MESSAGE_STATUS_RANKS
+from servio_twilio.domain.status import CALL_STATUS_RANKS, MESSAGE_STATUS_RANKS, is_open
 from servio_twilio.storage.firestore.documents import (
+    COUNTED_FIELDS,
     STORED_FIELDS,
+    count_key,
     from_document,
     stored_integer,
     to_document,
@@ -33,6 +35,7 @@ ALWAYS = {
     "from",
     "status",
     "statusRank",
+    "open",
     "mediaUrls",
     "timestamp",
     "createdAt",
@@ -90,6 +93,10 @@ def _communications(draw: st.DrawFn) -> Communication:
         timestamp=draw(_times),
         created_at=created,
         updated_at=created + timedelta(seconds=draw(st.integers(0, 10**6))),
+        recording_requested=draw(st.booleans()),
+        price=draw(st.none() | st.from_regex(r"-?[0-9]{1,3}\.[0-9]{1,6}", fullmatch=True)),
+        price_unit=draw(st.none() | st.sampled_from(["USD", "BRL", "EUR"])),
+        num_segments=draw(_optional_ints),
     )
 
 
@@ -162,8 +169,57 @@ class TestToDocument:
             recording_duration=1,
             error="e",
             error_code=1,
+            recording_requested=True,
+            price="-0.0130",
+            price_unit="USD",
+            num_segments=1,
         )
         assert set(to_document(full)) == STORED_FIELDS
+
+    @pytest.mark.parametrize(
+        ("changes", "expected"),
+        [
+            ({"status": "pending"}, True),
+            ({"status": "sent", "twilio_sid": "SM1"}, True),
+            ({"status": "something-new"}, True),
+            ({"status": "delivered"}, False),
+            ({"status": "failed"}, False),
+            ({"direction": Direction.INBOUND, "status": "received"}, False),
+            ({"channel": Channel.CALL, "status": "in-progress"}, True),
+            ({"channel": Channel.CALL, "status": "completed"}, False),
+            ({"channel": Channel.CALL, "status": "completed", "recording_requested": True}, True),
+            (
+                {
+                    "channel": Channel.CALL,
+                    "status": "completed",
+                    "recording_requested": True,
+                    "recording_sid": "RE1",
+                },
+                False,
+            ),
+        ],
+    )
+    def test_open_is_is_open_of_the_record(self, changes: dict[str, Any], expected: bool) -> None:
+        """``open`` is written on every document: is_open(record), a plain bool."""
+        record = _record(**changes)
+        document = to_document(record)
+        assert document["open"] is expected
+        assert is_open(record) is expected
+
+    def test_cost_fields_are_stored_as_given(self) -> None:
+        """price stays the string Twilio gave (no float rounding); numSegments is an int."""
+        document = to_document(_record(price="-0.00750", price_unit="USD", num_segments=3))
+        assert (document["price"], document["priceUnit"], document["numSegments"]) == (
+            "-0.00750",
+            "USD",
+            3,
+        )
+        assert type(document["numSegments"]) is int
+
+    def test_recording_requested_is_written_only_when_true(self) -> None:
+        """recordingRequested: true when asked for; absent otherwise (absent reads as false)."""
+        assert to_document(_record(recording_requested=True))["recordingRequested"] is True
+        assert "recordingRequested" not in to_document(_record())
 
 
 class TestFromDocument:
@@ -173,6 +229,43 @@ class TestFromDocument:
         """from_document(to_document(c)) is c for every consistent record."""
         assert record.id is not None
         assert from_document(record.id, to_document(record)) == record
+
+    def test_open_is_not_read(self) -> None:
+        """A stored ``open`` that disagrees with the record is ignored (it is derived) and the
+        next write sets it right."""
+        data = {**to_document(_record(status="delivered")), "open": True}
+        record = from_document("doc1", data)
+        assert record == _record(status="delivered")
+        assert to_document(record)["open"] is False
+
+    def test_documents_without_the_new_fields(self) -> None:
+        """A 0.1 document (no open, recordingRequested, price, priceUnit, numSegments) reads with
+        the defaults: recording not requested, no cost."""
+        data = to_document(_record(status="sent"))
+        for name in ("open", "recordingRequested", "price", "priceUnit", "numSegments"):
+            data.pop(name, None)
+        record = from_document("doc1", data)
+        assert record == _record(status="sent")
+        assert record.recording_requested is False
+        assert (record.price, record.price_unit, record.num_segments) == (None, None, None)
+
+    @pytest.mark.parametrize(
+        ("stored", "expected"),
+        [(True, True), (False, False), (None, False), ("true", False), (1, False)],
+    )
+    def test_recording_requested_reads_only_true_as_true(
+        self, stored: object, expected: bool
+    ) -> None:
+        """Only a stored boolean true means a recording was asked for."""
+        record = from_document("d", {"type": "call", "recordingRequested": stored})
+        assert record.recording_requested is expected
+
+    def test_cost_fields_of_other_types(self) -> None:
+        """A price stored as a number reads as its text; numSegments as a string reads as int."""
+        record = from_document(
+            "d", {"type": "sms", "price": -0.0075, "priceUnit": "USD", "numSegments": "2"}
+        )
+        assert (record.price, record.price_unit, record.num_segments) == ("-0.0075", "USD", 2)
 
     def test_firestore_timestamps_become_plain_datetimes(self) -> None:
         """Firestore's DatetimeWithNanoseconds is read as a plain aware-UTC datetime."""
@@ -289,6 +382,40 @@ class TestFromDocument:
         assert str(caught.value).startswith("document 'bad-1' cannot be read as a communication: ")
         assert isinstance(caught.value.__cause__, cause)
         assert TO not in str(caught.value)
+
+
+class TestCountKey:
+    def test_counted_fields_are_what_it_reads(self) -> None:
+        """The projection of the counting query holds type, status and timestamp."""
+        assert set(COUNTED_FIELDS) == {"type", "status", "timestamp"}
+
+    def test_day_channel_and_status(self) -> None:
+        """A document counts under the UTC date of its timestamp, its type and status."""
+        data = to_document(_record(channel=Channel.WHATSAPP, status="read"))
+        projected = {name: data[name] for name in COUNTED_FIELDS}
+        assert count_key("doc1", projected) == (T0.date(), Channel.WHATSAPP, "read")
+
+    def test_utc_date_of_other_zones_and_firestore_times(self) -> None:
+        """The day is the UTC date: an offset string or a DatetimeWithNanoseconds alike."""
+        late = DatetimeWithNanoseconds(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
+        assert count_key("d", {"type": "sms", "status": "sent", "timestamp": late}) == (
+            late.date(),
+            Channel.SMS,
+            "sent",
+        )
+        key = count_key("d", {"type": "sms", "timestamp": "2024-05-01T22:30:00-03:00"})
+        assert key is not None
+        assert key[0].isoformat() == "2024-05-02"
+
+    def test_missing_values(self) -> None:
+        """No type counts as SMS, no status as unknown, no timestamp: not counted (None)."""
+        assert count_key("d", {"timestamp": T0}) == (T0.date(), Channel.SMS, "unknown")
+        assert count_key("d", {"type": "sms", "status": "sent"}) is None
+
+    def test_an_unknown_type_names_the_document(self) -> None:
+        """A type that is no channel raises RepositoryError naming the document."""
+        with pytest.raises(RepositoryError, match="'bad-1'"):
+            count_key("bad-1", {"type": "fax", "timestamp": T0})
 
 
 class TestStoredInteger:

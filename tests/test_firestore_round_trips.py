@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -177,15 +178,53 @@ class TestRoundTrips:
         stored = kit.repository.history("p1", limit=200)
         assert {c.status for c in stored} == {"queued"}
 
-    @pytest.mark.parametrize("operation", ["history", "events", "ping", "get"])
+    @pytest.mark.parametrize(
+        "operation", ["history", "events", "ping", "get", "communications", "count_by_day"]
+    )
     def test_reads_are_one_rpc(self, kit: Kit, operation: str) -> None:
-        """history, events, ping and get: one RPC each."""
+        """history, events, ping, get, communications and count_by_day: one RPC each."""
         record = _sent(kit)
+        day = timedelta(days=1)
         calls: dict[str, Any] = {
             "history": lambda: kit.repository.history("p1", channel=Channel.SMS),
             "events": lambda: kit.repository.events(record.id or ""),
             "ping": kit.repository.ping,
             "get": lambda: kit.repository.get(record.id or ""),
+            "communications": lambda: kit.repository.communications(
+                channel=Channel.SMS,
+                status=["queued", "sent"],
+                prospect_id="p1",
+                open_only=True,
+                since=record.timestamp - day,
+                before=record.timestamp + day,
+            ),
+            "count_by_day": lambda: kit.repository.count_by_day(
+                since=record.timestamp - day, until=record.timestamp + day
+            ),
         }
-        calls[operation]()
+        found = calls[operation]()
         assert kit.counter.total == 1
+        if operation in {"communications", "count_by_day"}:
+            assert len(found) == 1  # the sent record: the one RPC did the whole work
+
+    def test_a_page_of_many_records_and_a_count_over_them_are_one_rpc_each(self, kit: Kit) -> None:
+        """300 records: a page of 200 of them is one RunQuery; counting all 300 by day, one."""
+        start = datetime(2024, 5, 1, tzinfo=UTC)
+        kit.repository.add_many(
+            Communication(
+                to=TO,
+                from_="+15005550006",
+                channel=Channel.SMS,
+                status="sent" if i % 2 else "failed",
+                timestamp=start + timedelta(hours=i),
+            )
+            for i in range(300)
+        )
+        kit.counter.reset()
+        page = kit.repository.communications(status="sent", open_only=True, limit=200)
+        assert len(page) == 150
+        assert kit.counted() == {"RunQuery": 1}
+        counted = kit.repository.count_by_day(since=start, until=start + timedelta(days=30))
+        assert sum(row.count for row in counted) == 300
+        assert len(counted) == 2 * 13  # 12.5 days: 13 days of sent and failed
+        assert kit.counted() == {"RunQuery": 1}

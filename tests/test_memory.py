@@ -210,3 +210,38 @@ class TestAddMany:
             stored = repo.get(f"shared-{n}")
             assert stored is not None
             assert stored.body == f"t{winner}"
+
+
+class TestQueriesUnderWrites:
+    def test_pages_and_counts_while_others_write(self) -> None:
+        """communications and count_by_day read a consistent set while 8 threads add and settle
+        records: no error, each page sorted, and every count agrees with the final state."""
+        repo = InMemoryRepository()
+        per_thread = 50
+        day = timedelta(days=1)
+
+        def worker(index: int) -> None:
+            if index % 2:
+                for _ in range(20):
+                    page = repo.communications(open_only=True, limit=1000)
+                    assert [c.timestamp for c in page] == sorted(
+                        (c.timestamp for c in page), reverse=True
+                    )
+                    repo.count_by_day(since=T0 - day, until=T0 + day)
+                return
+            for n in range(per_thread):
+                stamp = T0 + timedelta(seconds=index * per_thread + n)
+                stored = repo.add(make(id=f"t{index}-{n}", status="ringing", timestamp=stamp))
+                if n % 2:
+                    assert stored.id is not None
+                    repo.update(stored.id, lambda c: attrs.evolve(c, status="busy"))
+
+        run_threads(worker, count=8)
+        writers = 4
+        assert len(repo.communications(limit=1000)) == writers * per_thread
+        assert len(repo.communications(open_only=True, limit=1000)) == writers * per_thread // 2
+        counted = repo.count_by_day(since=T0 - day, until=T0 + day)
+        assert [(row.status, row.count) for row in counted] == [
+            ("busy", writers * per_thread // 2),
+            ("ringing", writers * per_thread // 2),
+        ]

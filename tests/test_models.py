@@ -25,6 +25,10 @@ from servio_twilio.domain.models import (
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 # DESIGN.md's model fields, in its order.
+# Version 0.2 (DESIGN "A record that stays true"): the cost Twilio reports, and
+# whether a call's recording is still to come (what reconcile looks for).
+ADDED_FIELDS = ["recording_requested", "price", "price_unit", "num_segments"]
+
 DESIGN_FIELDS = [
     "id",
     "prospect_id",
@@ -81,8 +85,11 @@ class TestUtcnow:
 
 class TestCommunication:
     def test_fields_match_design(self) -> None:
-        """The model has DESIGN's fields, in DESIGN's order."""
-        assert [field.name for field in attrs.fields(Communication)] == DESIGN_FIELDS
+        """The model has DESIGN's fields, in DESIGN's order, then the 0.2 ones."""
+        assert [field.name for field in attrs.fields(Communication)] == [
+            *DESIGN_FIELDS,
+            *ADDED_FIELDS,
+        ]
 
     def test_defaults(self) -> None:
         """A new record is outbound, ``pending``, with no media and aware UTC times."""
@@ -173,7 +180,7 @@ class TestCommunication:
         assert data["timestamp"] == "2024-05-01T12:00:00+00:00"
         assert data["updated_at"] == "2024-05-01T12:00:05+00:00"
         assert datetime.fromisoformat(data["created_at"]) == T0
-        assert set(data) == {name.rstrip("_") for name in DESIGN_FIELDS}
+        assert set(data) == {name.rstrip("_") for name in [*DESIGN_FIELDS, *ADDED_FIELDS]}
 
 
 # Values of the fields a callback or Twilio's answer changes, and of the converted ones.

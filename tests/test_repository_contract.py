@@ -10,14 +10,20 @@ each of its calls on one event loop, so no test is written twice.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import pytest
 
-from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound, RepositoryError
-from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.domain.errors import (
+    DuplicateRecord,
+    InvalidArgument,
+    RecordNotFound,
+    RepositoryError,
+)
+from servio_twilio.domain.models import Channel, Communication, DayCount, Direction
+from servio_twilio.domain.status import is_open
 from servio_twilio.storage.async_view import AsyncInMemoryRepository, AsyncRepositoryView
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.storage.repository import (
@@ -654,6 +660,433 @@ class TestLatestOutboundTo:
         assert repository.latest_outbound_to("+5511900000000") is None
 
 
+def _ids(records: list[Communication]) -> list[str | None]:
+    return [c.id for c in records]
+
+
+def _outbound(kind: str, status: str, minute: float, **changes: Any) -> Communication:
+    """An outbound ``kind`` ("sms" or "call") record named ``<kind>-<status>``."""
+    fields: dict[str, Any] = {"id": f"{kind}-{status}", "status": status, "timestamp": at(minute)}
+    if kind == "call":
+        fields.update(channel=Channel.CALL, body=None)
+    fields.update(changes)
+    return make(**fields)
+
+
+OPEN_KINDS = [
+    _outbound("sms", "pending", 0),
+    _outbound("sms", "unknown", 1, twilio_sid="SMu"),
+    _outbound("sms", "accepted", 2),
+    _outbound("sms", "scheduled", 3),
+    _outbound("sms", "queued", 4),
+    _outbound("sms", "sending", 5),
+    _outbound("sms", "sent", 6),
+    _outbound("sms", "brand-new-status", 7),
+    _outbound("call", "pending", 8),
+    _outbound("call", "queued", 9),
+    _outbound("call", "initiated", 10),
+    _outbound("call", "ringing", 11),
+    _outbound("call", "in-progress", 12),
+    _outbound("call", "completed", 13, id="call-awaiting-recording", recording_requested=True),
+]
+CLOSED_KINDS = [
+    _outbound("sms", "partially_delivered", 20),
+    _outbound("sms", "delivered", 21),
+    _outbound("sms", "read", 22),
+    _outbound("sms", "undelivered", 23),
+    _outbound("sms", "failed", 24),
+    _outbound("sms", "canceled", 25),
+    _outbound("call", "completed", 26),
+    _outbound(
+        "call",
+        "completed",
+        27,
+        id="call-recorded",
+        recording_requested=True,
+        recording_sid="RE1",
+        recording_url="https://api.twilio.com/rec/RE1",
+    ),
+    _outbound("call", "busy", 28),
+    _outbound("call", "no-answer", 29),
+    _outbound("call", "failed", 30),
+    _outbound("call", "canceled", 31),
+    make(id="inbound", direction=Direction.INBOUND, status="received", timestamp=at(32)),
+    make(id="inbound-odd", direction=Direction.INBOUND, status="queued", timestamp=at(33)),
+]
+
+
+def _grid(repository: CommunicationRepository) -> None:
+    """Twelve records, a minute apart: prospects p1, p2 x sms, whatsapp, call x sent, failed."""
+    records = []
+    for prospect in ("p1", "p2"):
+        for channel in (Channel.SMS, Channel.WHATSAPP, Channel.CALL):
+            for status in ("sent", "failed"):
+                name = f"{prospect}-{channel.value}-{status}"
+                records.append(
+                    make(id=name, prospect_id=prospect, channel=channel, status=status,
+                         timestamp=at(len(records)))
+                )  # fmt: skip
+    repository.add_many(records)
+
+
+class TestCommunications:
+    def test_everything_newest_first(self, repository: CommunicationRepository) -> None:
+        """Without filters: every record, of every prospect (or none), newest timestamp first."""
+        for minute in (2, 0, 3, 1):
+            repository.add(make(id=f"m{minute}", prospect_id=f"p{minute}", timestamp=at(minute)))
+        repository.add(make(id="nobody", prospect_id=None, timestamp=at(1.5)))
+        assert _ids(repository.communications()) == ["m3", "m2", "nobody", "m1", "m0"]
+
+    def test_empty(self, repository: CommunicationRepository) -> None:
+        """An empty repository, or filters nothing matches: an empty list."""
+        assert repository.communications() == []
+        repository.add(make())
+        assert repository.communications(status="read") == []
+        assert repository.communications(prospect_id="nobody") == []
+
+    def test_channel(self, repository: CommunicationRepository) -> None:
+        """channel= keeps that channel's records, across prospects."""
+        _grid(repository)
+        found = repository.communications(channel=Channel.WHATSAPP)
+        assert _ids(found) == [
+            "p2-whatsapp-failed",
+            "p2-whatsapp-sent",
+            "p1-whatsapp-failed",
+            "p1-whatsapp-sent",
+        ]
+
+    def test_one_status(self, repository: CommunicationRepository) -> None:
+        """status="failed" keeps the failed records only."""
+        _grid(repository)
+        found = repository.communications(status="failed")
+        assert {c.status for c in found} == {"failed"}
+        assert len(found) == 6
+
+    @pytest.mark.parametrize(
+        "statuses", [["sent", "failed"], ("failed", "sent"), {"sent", "failed"}, ["sent", "sent"]]
+    )
+    def test_several_statuses(self, repository: CommunicationRepository, statuses: Any) -> None:
+        """A list, tuple or set of statuses keeps records of any of them (repeats are harmless)."""
+        _grid(repository)
+        repository.add(make(id="read", status="read", timestamp=at(60)))
+        found = repository.communications(status=statuses)
+        assert {c.status for c in found} == set(statuses)
+        assert "read" not in _ids(found)
+        assert [c.timestamp for c in found] == sorted((c.timestamp for c in found), reverse=True)
+
+    def test_prospect(self, repository: CommunicationRepository) -> None:
+        """prospect_id= keeps that prospect's records, newest first."""
+        _grid(repository)
+        found = repository.communications(prospect_id="p2")
+        assert _ids(found) == [
+            "p2-call-failed",
+            "p2-call-sent",
+            "p2-whatsapp-failed",
+            "p2-whatsapp-sent",
+            "p2-sms-failed",
+            "p2-sms-sent",
+        ]
+
+    def test_filters_combine(self, repository: CommunicationRepository) -> None:
+        """Every filter given must hold: channel, status, prospect, open, since and before."""
+        _grid(repository)
+        assert _ids(
+            repository.communications(channel=Channel.CALL, status="sent", prospect_id="p1")
+        ) == ["p1-call-sent"]
+        assert _ids(
+            repository.communications(
+                channel=Channel.SMS, status=["sent", "failed"], open_only=True
+            )
+        ) == ["p2-sms-sent", "p1-sms-sent"]
+        assert _ids(
+            repository.communications(prospect_id="p2", open_only=True, since=at(7), before=at(11))
+        ) == ["p2-call-sent", "p2-whatsapp-sent"]
+        assert repository.communications(channel=Channel.CALL, prospect_id="p3") == []
+
+    def test_open_only_finds_every_open_kind(self, repository: CommunicationRepository) -> None:
+        """open_only keeps records not yet final: messages below partially_delivered, calls
+        below completed, a completed call whose asked-for recording is missing; never inbound."""
+        repository.add_many([*OPEN_KINDS, *CLOSED_KINDS])
+        found = repository.communications(open_only=True)
+        assert _ids(found) == [c.id for c in reversed(OPEN_KINDS)]
+        assert all(is_open(c) for c in found)
+        assert not any(is_open(c) for c in CLOSED_KINDS)
+        assert len(repository.communications(limit=100)) == len(OPEN_KINDS) + len(CLOSED_KINDS)
+
+    def test_open_only_with_other_filters(self, repository: CommunicationRepository) -> None:
+        """open_only combines with channel and before, as reconcile asks for the older ones."""
+        repository.add_many([*OPEN_KINDS, *CLOSED_KINDS])
+        calls = repository.communications(channel=Channel.CALL, open_only=True, before=at(10))
+        assert _ids(calls) == ["call-queued", "call-pending"]
+        assert _ids(repository.communications(status="completed", open_only=True)) == [
+            "call-awaiting-recording"
+        ]
+
+    def test_an_update_that_settles_a_record_takes_it_out(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """After update, update_many or record_event makes a record final, open_only skips it;
+        an update that reopens one (a recording asked for) brings it back."""
+        repository.add_many(
+            [
+                _outbound("sms", "sent", 0),
+                _outbound("sms", "queued", 1),
+                _outbound("call", "completed", 2, recording_requested=True),
+                _outbound("sms", "unknown", 3),
+                _outbound("call", "in-progress", 4),
+            ]
+        )
+        assert len(repository.communications(open_only=True)) == 5
+        repository.update("sms-sent", lambda c: attrs.evolve(c, status="delivered"))
+        repository.update_many({"sms-queued": lambda c: attrs.evolve(c, status="failed")})
+        repository.record_event(
+            {"RecordingSid": "RE1"},
+            lambda c: attrs.evolve(c, recording_sid="RE1") if c else make(),
+            communication_id="call-completed",
+        )
+        assert _ids(repository.communications(open_only=True)) == [
+            "call-in-progress",
+            "sms-unknown",
+        ]
+        repository.update(
+            "call-in-progress",
+            lambda c: attrs.evolve(c, status="completed", recording_requested=True),
+        )
+        assert _ids(repository.communications(open_only=True)) == [
+            "call-in-progress",
+            "sms-unknown",
+        ]
+        repository.update("sms-unknown", lambda c: attrs.evolve(c, status="read"))
+        assert _ids(repository.communications(open_only=True)) == ["call-in-progress"]
+
+    def test_since_is_inclusive_and_before_exclusive(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """since keeps records at or after it, before those strictly older."""
+        for minute in range(5):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        assert _ids(repository.communications(since=at(3))) == ["m4", "m3"]
+        assert _ids(repository.communications(before=at(1))) == ["m0"]
+        assert _ids(repository.communications(since=at(1), before=at(3))) == ["m2", "m1"]
+        assert repository.communications(since=at(3), before=at(3)) == []
+        assert repository.communications(since=at(4), before=at(1)) == []
+
+    def test_bounds_in_another_zone(self, repository: CommunicationRepository) -> None:
+        """Aware bounds in a non-UTC zone mean the same instants."""
+        for minute in range(4):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        zone = timezone(timedelta(hours=-3))
+        found = repository.communications(
+            since=at(1).astimezone(zone), before=at(3).astimezone(zone)
+        )
+        assert _ids(found) == ["m2", "m1"]
+
+    def test_limit(self, repository: CommunicationRepository) -> None:
+        """limit caps the page to the newest records; 1000 is allowed."""
+        for minute in range(5):
+            repository.add(make(id=f"m{minute}", timestamp=at(minute)))
+        assert _ids(repository.communications(limit=2)) == ["m4", "m3"]
+        assert _ids(repository.communications(limit=1, status="pending")) == ["m4"]
+        assert len(repository.communications(limit=1000)) == 5
+
+    def test_paging_with_before(self, repository: CommunicationRepository) -> None:
+        """Paging by the last timestamp, with filters, walks every match once, newest first."""
+        records = [
+            make(id=f"m{m}", timestamp=at(m), status="failed" if m % 2 else "sent")
+            for m in range(11)
+        ]
+        repository.add_many(records)
+        seen: list[str | None] = []
+        before = None
+        while page := repository.communications(status="failed", limit=2, before=before):
+            seen.extend(_ids(page))
+            before = page[-1].timestamp
+        assert seen == ["m9", "m7", "m5", "m3", "m1"]
+
+    def test_ties_come_in_id_order(self, repository: CommunicationRepository) -> None:
+        """Records of one timestamp come back by id, greatest first, as history sorts them."""
+        repository.add_many([make(id=name, timestamp=at(1)) for name in ("b", "c", "a")])
+        repository.add(make(id="z-older", timestamp=at(0)))
+        assert _ids(repository.communications()) == ["c", "b", "a", "z-older"]
+
+    @pytest.mark.parametrize(
+        ("arguments", "error", "match"),
+        [
+            ({"limit": 0}, ValueError, "limit"),
+            ({"limit": 1001}, ValueError, "limit"),
+            ({"limit": "5"}, TypeError, "limit"),
+            ({"limit": True}, TypeError, "limit"),
+            ({"channel": "fax"}, ValueError, "channel"),
+            ({"since": datetime(2024, 1, 1)}, ValueError, "aware"),
+            ({"before": datetime(2024, 1, 1)}, ValueError, "aware"),
+            ({"since": "2024-01-01"}, TypeError, "since"),
+            ({"status": []}, ValueError, "status"),
+            ({"status": [f"s{i}" for i in range(11)]}, ValueError, "status"),
+            ({"status": ""}, ValueError, "status"),
+            ({"status": ["sent", 3]}, ValueError, "status"),
+            ({"prospect_id": ""}, ValueError, "prospect_id"),
+        ],
+    )
+    def test_bad_arguments(
+        self,
+        repository: CommunicationRepository,
+        arguments: dict[str, Any],
+        error: type[Exception],
+        match: str,
+    ) -> None:
+        """Bad filters raise InvalidArgument (a ValueError) or TypeError on every backend."""
+        repository.add(make())
+        with pytest.raises(error, match=match) as caught:
+            repository.communications(**arguments)
+        if error is ValueError:
+            assert isinstance(caught.value, InvalidArgument)
+
+
+def _day(day: int, hour: int = 12, minute: int = 0) -> datetime:
+    return datetime(2024, 5, day, hour, minute, tzinfo=UTC)
+
+
+class TestCountByDay:
+    def test_counts_per_day_channel_and_status(self, repository: CommunicationRepository) -> None:
+        """Each (UTC day, channel, status) with records gets its count, ordered by those three."""
+        records = [
+            make(id="a", timestamp=_day(1), status="delivered"),
+            make(id="b", timestamp=_day(1, 13), status="delivered"),
+            make(id="c", timestamp=_day(1, 14), status="failed"),
+            make(id="d", timestamp=_day(1, 15), channel=Channel.WHATSAPP, status="read"),
+            make(id="e", timestamp=_day(1, 16), channel=Channel.CALL, body=None,
+                 status="completed"),
+            make(id="f", timestamp=_day(3), status="delivered", prospect_id=None),
+            make(id="g", timestamp=_day(3, 1), direction=Direction.INBOUND, status="received"),
+        ]  # fmt: skip
+        repository.add_many(records)
+        counted = repository.count_by_day(since=_day(1, 0), until=_day(4, 0))
+        assert counted == [
+            DayCount(day=date(2024, 5, 1), channel=Channel.CALL, status="completed", count=1),
+            DayCount(day=date(2024, 5, 1), channel=Channel.SMS, status="delivered", count=2),
+            DayCount(day=date(2024, 5, 1), channel=Channel.SMS, status="failed", count=1),
+            DayCount(day=date(2024, 5, 1), channel=Channel.WHATSAPP, status="read", count=1),
+            DayCount(day=date(2024, 5, 3), channel=Channel.SMS, status="delivered", count=1),
+            DayCount(day=date(2024, 5, 3), channel=Channel.SMS, status="received", count=1),
+        ]
+        assert all(isinstance(row.channel, Channel) for row in counted)
+
+    def test_bounds_are_half_open(self, repository: CommunicationRepository) -> None:
+        """A record at since counts; one at until does not; nor one just before since."""
+        repository.add_many(
+            [
+                make(id="before", timestamp=_day(1) - timedelta(microseconds=1)),
+                make(id="at-since", timestamp=_day(1)),
+                make(id="inside", timestamp=_day(1, 23, 59)),
+                make(id="at-until", timestamp=_day(2)),
+            ]
+        )
+        counted = repository.count_by_day(since=_day(1), until=_day(2))
+        assert counted == [
+            DayCount(day=date(2024, 5, 1), channel=Channel.SMS, status="pending", count=2)
+        ]
+
+    def test_days_are_utc_days(self, repository: CommunicationRepository) -> None:
+        """A record is counted on the UTC date of its timestamp, whatever the bounds' zone."""
+        repository.add_many(
+            [
+                make(id="late", timestamp=datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+                make(id="midnight", timestamp=datetime(2024, 5, 2, tzinfo=UTC)),
+            ]
+        )
+        zone = timezone(timedelta(hours=-3))
+        counted = repository.count_by_day(
+            since=datetime(2024, 5, 1, tzinfo=zone), until=datetime(2024, 5, 3, tzinfo=zone)
+        )
+        assert [(row.day, row.count) for row in counted] == [
+            (date(2024, 5, 1), 1),
+            (date(2024, 5, 2), 1),
+        ]
+
+    def test_empty(self, repository: CommunicationRepository) -> None:
+        """No records in the range (or none at all): an empty list, no zero rows."""
+        assert repository.count_by_day(since=_day(1), until=_day(8)) == []
+        repository.add(make(timestamp=_day(9)))
+        assert repository.count_by_day(since=_day(1), until=_day(8)) == []
+
+    def test_counts_follow_updates(self, repository: CommunicationRepository) -> None:
+        """A record whose status changes is counted under its new status only."""
+        repository.add_many([make(id="a", timestamp=_day(1)), make(id="b", timestamp=_day(1))])
+        repository.update("a", lambda c: attrs.evolve(c, status="delivered"))
+        counted = repository.count_by_day(since=_day(1, 0), until=_day(2, 0))
+        assert [(row.status, row.count) for row in counted] == [("delivered", 1), ("pending", 1)]
+
+    @pytest.mark.parametrize(
+        ("since", "until", "error"),
+        [
+            (datetime(2024, 5, 1), _day(2), ValueError),
+            (_day(1), datetime(2024, 5, 2), ValueError),
+            (_day(2), _day(2), ValueError),
+            (_day(2), _day(1), ValueError),
+            ("2024-05-01", _day(2), TypeError),
+            (_day(1), None, TypeError),
+        ],
+    )
+    def test_bad_bounds(
+        self, repository: CommunicationRepository, since: Any, until: Any, error: type[Exception]
+    ) -> None:
+        """Naive bounds, until not after since: InvalidArgument; a non-datetime: TypeError."""
+        with pytest.raises(error):
+            repository.count_by_day(since=since, until=until)
+
+
+class TestCostAndRecordingFields:
+    def test_they_round_trip(self, repository: CommunicationRepository) -> None:
+        """price (a string, exactly as given), price_unit, num_segments and
+        recording_requested are stored and read back, by id, SID and query."""
+        message = make(
+            id="m", twilio_sid="SMm", status="delivered", price="-0.00750", price_unit="USD",
+            num_segments=2,
+        )  # fmt: skip
+        call = make(
+            id="c", channel=Channel.CALL, body=None, status="completed", price="-0.0130",
+            price_unit="BRL", recording_requested=True, timestamp=at(1),
+        )  # fmt: skip
+        repository.add_many([message, call])
+        assert repository.get("m") == message
+        assert repository.get("c") == call
+        assert repository.find_by_sid("SMm") == message
+        assert repository.communications() == [call, message]
+        stored = repository.get("m")
+        assert stored is not None
+        assert stored.price == "-0.00750"
+        assert type(stored.num_segments) is int
+
+    def test_defaults_round_trip(self, repository: CommunicationRepository) -> None:
+        """A record without them reads back with None and recording_requested False."""
+        repository.add(make(id="plain"))
+        stored = repository.get("plain")
+        assert stored is not None
+        assert (stored.price, stored.price_unit, stored.num_segments) == (None, None, None)
+        assert stored.recording_requested is False
+
+    def test_set_and_cleared_by_update(self, repository: CommunicationRepository) -> None:
+        """An update can set them later (Twilio's price arrives late) and clear them again."""
+        repository.add(make(id="m", status="sent"))
+        priced = repository.update(
+            "m",
+            lambda c: attrs.evolve(
+                c, status="delivered", price="0.00", price_unit="EUR", num_segments=0,
+                recording_requested=True,
+            ),
+        )  # fmt: skip
+        assert repository.get("m") == priced
+        assert repository.get("m").price == "0.00"  # type: ignore[union-attr]
+        cleared = repository.update(
+            "m",
+            lambda c: attrs.evolve(
+                c, price=None, price_unit=None, num_segments=None, recording_requested=False
+            ),
+        )
+        assert repository.get("m") == cleared
+        assert cleared == make(id="m", status="delivered")
+
+
 class TestRoundTrip:
     def test_every_field_survives(self, repository: CommunicationRepository) -> None:
         """A record with every field set reads back equal: media lists, unicode, microseconds."""
@@ -678,6 +1111,10 @@ class TestRoundTrip:
             timestamp=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
             created_at=datetime(2024, 5, 1, 12, 0, 0, 654321, tzinfo=UTC),
             updated_at=datetime(2024, 5, 2, 0, 0, 0, 1, tzinfo=UTC),
+            recording_requested=True,
+            price="-0.00750",
+            price_unit="USD",
+            num_segments=3,
         )
         repository.add(record)
         assert repository.get("full") == record

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import typing
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pydantic is optional: only building a schema imports it
 __all__ = [
     "Channel",
     "Communication",
+    "DayCount",
     "Direction",
     "json_ready",
     "parse_channel",
@@ -184,7 +185,14 @@ class Communication:
     ``status`` follows the rank table of `servio_twilio.domain.status`: it only moves
     up. ``media_url`` is the first of ``media_urls``.
 
-    New in 0.1.0.
+    ``price`` is Twilio's charge exactly as Twilio reports it (a decimal
+    string, negative for a charge: ``"-0.00750"``), in ``price_unit``
+    (``"USD"``); ``num_segments`` is a message's segment count.
+    ``recording_requested`` says the call was made with ``record=True``:
+    until its recording is stored, `reconcile` keeps looking for it.
+
+    New in 0.1.0. Changed in 0.2.0: ``recording_requested``, ``price``,
+    ``price_unit``, ``num_segments``.
     """
 
     id: str | None = None
@@ -207,12 +215,29 @@ class Communication:
     timestamp: datetime = attrs.field(factory=utcnow, converter=_aware_utc)
     created_at: datetime = attrs.field(factory=utcnow, converter=_aware_utc)
     updated_at: datetime = attrs.field(factory=utcnow, converter=_aware_utc)
+    recording_requested: bool = False
+    price: str | None = None
+    price_unit: str | None = None
+    num_segments: int | None = None
 
     __get_pydantic_core_schema__ = pydantic_output_schema
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: snake_case keys (``from`` for ``from_``), ISO 8601 times."""
         return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class DayCount:
+    """How many records of one channel and status have their ``timestamp`` on one UTC day.
+
+    New in 0.2.0.
+    """
+
+    day: date
+    channel: Channel = attrs.field(converter=_channel)
+    status: str
+    count: int
 
 
 _FIELD_NAMES: frozenset[str] = frozenset(field.name for field in attrs.fields(Communication))

@@ -30,11 +30,13 @@ from servio_twilio.domain.models import Channel, Communication, replace
 
 __all__ = [
     "CALL_STATUS_RANKS",
+    "FAILURE_STATUSES",
     "MESSAGE_STATUS_RANKS",
     "PENDING",
     "RECEIVED",
     "UNKNOWN",
     "advance",
+    "is_open",
     "merge_status",
     "status_rank",
 ]
@@ -75,6 +77,41 @@ CALL_STATUS_RANKS: Final[Mapping[str, int]] = {
 }
 
 
+_OPEN_MESSAGE_RANK_BELOW: Final = MESSAGE_STATUS_RANKS["partially_delivered"]
+_OPEN_CALL_RANK_BELOW: Final = CALL_STATUS_RANKS["completed"]
+
+FAILURE_STATUSES: Final[frozenset[str]] = frozenset(
+    {"failed", "undelivered", "busy", "no-answer", "canceled"}
+)
+"""Final statuses that mean the message or call did not get through (for the console)."""
+
+
+def is_open(record: Communication) -> bool:
+    """Whether ``record`` is not yet final, so `reconcile` should ask Twilio about it.
+
+    Outbound messages below ``partially_delivered`` (``pending``, ``unknown``
+    and unlisted statuses, ``accepted``, ``scheduled``, ``queued``,
+    ``sending``, ``sent``) and calls below ``completed`` (``pending``,
+    ``unknown``, ``queued``, ``initiated``, ``ringing``, ``in-progress``) are
+    open; so is a ``completed`` call made with ``record=True`` whose
+    recording is not stored yet. Inbound records are never open.
+
+    New in 0.2.0.
+    """
+    if record.direction != "outbound":
+        return False
+    if record.channel == Channel.CALL:
+        rank = CALL_STATUS_RANKS.get(record.status, _UNLISTED_RANK)
+        if rank < _OPEN_CALL_RANK_BELOW:
+            return True
+        return (
+            record.status == "completed"
+            and record.recording_requested
+            and record.recording_sid is None
+        )
+    return MESSAGE_STATUS_RANKS.get(record.status, _UNLISTED_RANK) < _OPEN_MESSAGE_RANK_BELOW
+
+
 def status_rank(channel: Channel | str, status: str) -> int:
     """The rank of ``status`` for ``channel``; unlisted statuses rank 1, like ``unknown``."""
     ranks = CALL_STATUS_RANKS if channel == Channel.CALL else MESSAGE_STATUS_RANKS
@@ -105,6 +142,9 @@ def advance(
     recording_duration: int | None = None,
     error: str | None = None,
     error_code: int | None = None,
+    price: str | None = None,
+    price_unit: str | None = None,
+    num_segments: int | None = None,
 ) -> Communication:
     """``record`` after one observation (a callback or Twilio's answer).
 
@@ -131,6 +171,9 @@ def advance(
         ("recording_duration", recording_duration),
         ("error", error),
         ("error_code", error_code),
+        ("price", price),
+        ("price_unit", price_unit),
+        ("num_segments", num_segments),
     )
     for name, value in observed:
         if value is None:

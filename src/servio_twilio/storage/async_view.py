@@ -13,11 +13,11 @@ asyncio's default executor (``cpu + 4`` threads: 6 on a 2-core host).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.models import Channel, Communication, DayCount
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.storage.threads import DEFAULT_MAX_THREADS, Threads
@@ -148,6 +148,33 @@ class AsyncRepositoryView:
     async def latest_outbound_to(self, number: str) -> Communication | None:
         """See `CommunicationRepository.latest_outbound_to`."""
         return await self._run(self.sync.latest_outbound_to, number)
+
+    async def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """See `CommunicationRepository.communications`. New in 0.2.0."""
+        return await self._run(
+            self.sync.communications,
+            channel=channel,
+            status=status,
+            prospect_id=prospect_id,
+            open_only=open_only,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+
+    async def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """See `CommunicationRepository.count_by_day`. New in 0.2.0."""
+        return await self._run(self.sync.count_by_day, since=since, until=until)
 
     async def ping(self) -> None:
         """See `CommunicationRepository.ping`."""

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 from servio_twilio.domain.errors import DuplicateRecord, RecordNotFound
-from servio_twilio.domain.models import Channel, Communication, Direction, replace
+from servio_twilio.domain.models import Channel, Communication, DayCount, Direction, replace
+from servio_twilio.domain.status import is_open
 from servio_twilio.storage.repository import (
+    check_count_args,
     check_history_args,
+    check_page_args,
     check_update_result,
     timestamp_order,
 )
 
-__all__ = ["InMemoryRepository"]
+__all__ = ["InMemoryRepository", "day_counts", "new_id"]
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -46,6 +51,18 @@ def _copy_event(event: Mapping[str, Any]) -> dict[str, Any]:
 def new_id() -> str:
     """A new random record id (20 characters, like Firestore's auto ids)."""
     return uuid.uuid4().hex[:20]
+
+
+def day_counts(keys: Iterable[tuple[date, Channel, str]]) -> list[DayCount]:
+    """`DayCount` rows of (UTC day, channel, status) keys, one per record: ordered, non-zero.
+
+    New in 0.2.0.
+    """
+    counted = Counter(keys)
+    return [
+        DayCount(day=day, channel=channel, status=status, count=count)
+        for (day, channel, status), count in sorted(counted.items())
+    ]
 
 
 class InMemoryRepository:
@@ -216,6 +233,57 @@ class InMemoryRepository:
                 if c.to == number and c.direction == Direction.OUTBOUND
             ]
         return max(sent, key=timestamp_order, default=None)
+
+    def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """Records matching every filter, newest first; see the Protocol's `communications`.
+
+        New in 0.2.0.
+        """
+        statuses = check_page_args(
+            channel=channel,
+            status=status,
+            prospect_id=prospect_id,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+        wanted = None if statuses is None else frozenset(statuses)
+        with self._lock:
+            found = [
+                c
+                for c in self._records.values()
+                if (channel is None or c.channel == channel)
+                and (wanted is None or c.status in wanted)
+                and (prospect_id is None or c.prospect_id == prospect_id)
+                and (since is None or c.timestamp >= since)
+                and (before is None or c.timestamp < before)
+                and (not open_only or is_open(c))
+            ]
+        return heapq.nlargest(limit, found, key=timestamp_order)
+
+    def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """Records per (UTC day, channel, status) in ``[since, until)``; see the Protocol.
+
+        New in 0.2.0.
+        """
+        check_count_args(since, until)
+        with self._lock:
+            keys = [
+                (c.timestamp.date(), c.channel, c.status)
+                for c in self._records.values()
+                if since <= c.timestamp < until
+            ]
+        return day_counts(keys)
 
     def ping(self) -> None:
         """Always answers: memory is never down."""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from servio_twilio.domain.errors import InvalidArgument, RepositoryError
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.models import Channel, Communication, DayCount
 
 __all__ = [
     "MAX_HISTORY_LIMIT",
+    "MAX_STATUS_FILTER",
     "AsyncCommunicationRepository",
     "CommunicationRepository",
+    "check_count_args",
     "check_history_args",
+    "check_page_args",
     "check_update_result",
     "is_async_repository",
     "timestamp_order",
@@ -149,6 +152,39 @@ class CommunicationRepository(Protocol):
         """The newest outbound record sent to ``number`` (E.164), or None."""
         ...
 
+    def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """Records matching every filter given, newest ``timestamp`` first.
+
+        ``status`` is one status or several (any of them); ``open_only`` keeps
+        the records `servio_twilio.domain.status.is_open` calls open (what
+        `reconcile` looks at); ``since`` keeps records at or after it and
+        ``before`` those strictly older (pass the last record's ``timestamp``
+        to page). Check the arguments with `check_page_args` first.
+
+        New in 0.2.0.
+        """
+        ...
+
+    def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """How many records each (UTC day, channel, status) has, ``since <= timestamp < until``.
+
+        Only non-zero counts, ordered by day, channel, status. Check the
+        arguments with `check_count_args` first.
+
+        New in 0.2.0.
+        """
+        ...
+
     def ping(self) -> None:
         """Return when storage answers; raise `RepositoryError` when it does not."""
         ...
@@ -236,6 +272,24 @@ class AsyncCommunicationRepository(Protocol):
         """See `CommunicationRepository.latest_outbound_to`."""
         ...
 
+    async def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """See `CommunicationRepository.communications`."""
+        ...
+
+    async def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """See `CommunicationRepository.count_by_day`."""
+        ...
+
     async def ping(self) -> None:
         """See `CommunicationRepository.ping`."""
         ...
@@ -292,3 +346,54 @@ def check_update_result(updated: object, communication_id: str) -> Communication
 def timestamp_order(communication: Communication) -> tuple[datetime, str]:
     """Sort key of records: by ``timestamp``, ties by ``id``; the newest sorts last."""
     return (communication.timestamp, communication.id or "")
+
+
+MAX_STATUS_FILTER = 10
+"""The most statuses one `communications` filter may name (Firestore's ``in`` allows 30)."""
+
+
+def check_page_args(
+    *,
+    channel: Channel | str | None,
+    status: str | Collection[str] | None,
+    prospect_id: str | None,
+    since: datetime | None,
+    before: datetime | None,
+    limit: int,
+) -> tuple[str, ...] | None:
+    """Check `communications`' arguments; the statuses asked for (None: any).
+
+    Raises `InvalidArgument` (a ``ValueError``) or ``TypeError`` as
+    `check_history_args` does, and for an empty or oversized status list, a
+    status or prospect id that is not a non-empty string, or a naive ``since``.
+    """
+    check_history_args(limit, before, channel)
+    _check_aware("since", since)
+    if prospect_id is not None and (not isinstance(prospect_id, str) or not prospect_id):
+        raise InvalidArgument("prospect_id must be a non-empty string")
+    if status is None:
+        return None
+    statuses = (status,) if isinstance(status, str) else tuple(status)
+    if not 1 <= len(statuses) <= MAX_STATUS_FILTER:
+        raise InvalidArgument(f"status must name 1 to {MAX_STATUS_FILTER} statuses")
+    for one in statuses:
+        if not isinstance(one, str) or not one:
+            raise InvalidArgument("each status must be a non-empty string")
+    return statuses
+
+
+def check_count_args(since: datetime, until: datetime) -> None:
+    """Raise `InvalidArgument` for naive bounds or ``until`` not after ``since``."""
+    _check_aware("since", since, required=True)
+    _check_aware("until", until, required=True)
+    if until <= since:
+        raise InvalidArgument("until must be after since")
+
+
+def _check_aware(name: str, value: datetime | None, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(f"{name} must be an aware datetime (UTC)")

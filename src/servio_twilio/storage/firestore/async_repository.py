@@ -11,11 +11,11 @@ translates the same errors; only the I/O is awaited.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.models import Channel, Communication, DayCount
 from servio_twilio.storage.firestore.operations import Operations
 from servio_twilio.storage.firestore.steps import Steps, drive_async, execute_async
 
@@ -137,6 +137,33 @@ class AsyncFirestoreRepository:
     async def latest_outbound_to(self, number: str) -> Communication | None:
         """See `FirestoreRepository.latest_outbound_to`."""
         return await self._run(self._operations.latest_outbound_to(number))
+
+    async def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """See `FirestoreRepository.communications`. New in 0.2.0."""
+        steps = self._operations.communications(
+            channel=channel,
+            status=status,
+            prospect_id=prospect_id,
+            open_only=open_only,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+        return await self._run(steps)
+
+    async def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """See `FirestoreRepository.count_by_day`. New in 0.2.0."""
+        return await self._run(self._operations.count_by_day(since=since, until=until))
 
     async def ping(self) -> None:
         """See `FirestoreRepository.ping`."""

@@ -4,21 +4,32 @@ Documents keep the earlier Node.js service's field names (``prospectId``,
 ``type``, ``twilioSid``, ...). `to_document` writes them; `from_document`
 reads them back, including documents the earlier service wrote. Pure: this
 module imports nothing of ``google.cloud``.
+
+``open`` is derived, not read: `to_document` writes
+`servio_twilio.domain.status.is_open` of the record on every write, so the
+query of open records is ``open == true``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from servio_twilio.domain.errors import RepositoryError
 from servio_twilio.domain.models import Channel, Communication, Direction
 from servio_twilio.domain.phone_text import has_channel_prefix, strip_channel_prefix
-from servio_twilio.domain.status import UNKNOWN, status_rank
+from servio_twilio.domain.status import UNKNOWN, is_open, status_rank
 
-__all__ = ["STORED_FIELDS", "from_document", "stored_integer", "to_document"]
+__all__ = [
+    "COUNTED_FIELDS",
+    "STORED_FIELDS",
+    "count_key",
+    "from_document",
+    "stored_integer",
+    "to_document",
+]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -27,12 +38,16 @@ def to_document(communication: Communication) -> dict[str, Any]:
     """The Firestore document of ``communication`` (its ``id`` is the document id).
 
     ``prospectId``, ``type``, ``direction``, ``to``, ``from``, ``status``,
-    ``statusRank``, ``mediaUrls`` and the three timestamps are always written
-    (``prospectId`` may be null); every other field only when it has a value,
-    so ``twilioSid`` is absent while the record is pending. ``mediaUrl`` is
+    ``statusRank``, ``open``, ``mediaUrls`` and the three timestamps are
+    always written (``prospectId`` may be null); every other field only when
+    it has a value, so ``twilioSid`` is absent while the record is pending and
+    ``recordingRequested`` is written only when true. ``mediaUrl`` is
     ``media_url``, or the first of ``media_urls`` when that is unset.
+    ``open`` is `servio_twilio.domain.status.is_open` of the record (derived:
+    `from_document` ignores it); ``price`` is kept as the string given.
 
-    New in 0.1.0.
+    New in 0.1.0. Changed in 0.2.0: ``open``, ``recordingRequested``,
+    ``price``, ``priceUnit``, ``numSegments``.
     """
     c = communication
     media_url = c.media_url if c.media_url is not None else next(iter(c.media_urls), None)
@@ -44,6 +59,7 @@ def to_document(communication: Communication) -> dict[str, Any]:
         "from": c.from_,
         "status": c.status,
         "statusRank": status_rank(c.channel, c.status),
+        "open": is_open(c),
         "mediaUrls": list(c.media_urls),
         "timestamp": c.timestamp,
         "createdAt": c.created_at,
@@ -59,6 +75,10 @@ def to_document(communication: Communication) -> dict[str, Any]:
         "recordingSid": c.recording_sid,
         "error": c.error,
         "errorCode": c.error_code,
+        "recordingRequested": True if c.recording_requested else None,
+        "price": c.price,
+        "priceUnit": c.price_unit,
+        "numSegments": c.num_segments,
     }
     document.update({key: value for key, value in optional.items() if value is not None})
     return document
@@ -70,6 +90,7 @@ STORED_FIELDS: Final = frozenset(
         *("twilioSid", "status", "statusRank", "duration", "recordingDuration"),
         *("recordingUrl", "recordingSid", "error", "errorCode"),
         *("timestamp", "createdAt", "updatedAt"),
+        *("open", "recordingRequested", "price", "priceUnit", "numSegments"),
     }
 )
 """The fields `to_document` owns; a repository keeps any other field a document has."""
@@ -88,10 +109,13 @@ def from_document(
     strings or JavaScript milliseconds as times. Missing ``createdAt`` and
     ``updatedAt`` take ``timestamp``; a missing ``timestamp`` takes
     ``createdAt``, else ``updatedAt``, else ``fallback_time`` (the document's
-    create time), else the Unix epoch. A document that still cannot be read
-    raises `RepositoryError` naming it.
+    create time), else the Unix epoch. A missing ``recordingRequested`` reads
+    as false, missing ``price``, ``priceUnit`` and ``numSegments`` as None;
+    ``open`` is not read (it is derived from the rest). A document that still
+    cannot be read raises `RepositoryError` naming it.
 
-    New in 0.1.0.
+    New in 0.1.0. Changed in 0.2.0: ``recordingRequested``, ``price``,
+    ``priceUnit``, ``numSegments``.
     """
     try:
         raw_to = _text(data.get("to")) or ""
@@ -125,11 +149,41 @@ def from_document(
             timestamp=timestamp,
             created_at=created or timestamp,
             updated_at=updated or created or timestamp,
+            recording_requested=data.get("recordingRequested") is True,
+            price=_text(data.get("price")),
+            price_unit=_text(data.get("priceUnit")),
+            num_segments=stored_integer(data.get("numSegments")),
         )
     except (TypeError, ValueError) as exc:
         raise RepositoryError(
             f"document {document_id!r} cannot be read as a communication: {exc}"
         ) from exc
+
+
+COUNTED_FIELDS: Final = ("type", "status", "timestamp")
+"""The fields `count_key` reads: the projection of the query that counts records by day."""
+
+
+def count_key(document_id: str, data: Mapping[str, Any]) -> tuple[date, Channel, str] | None:
+    """The (UTC day of ``timestamp``, channel, status) a document counts under, as
+    `from_document` would read them from its `COUNTED_FIELDS`; None without a timestamp.
+
+    A missing ``type`` counts as SMS (the numbers that could say WhatsApp are
+    not read), a missing ``status`` as ``unknown``. An unknown ``type`` raises
+    `RepositoryError` naming the document.
+
+    New in 0.2.0.
+    """
+    try:
+        stamp = _time(data.get("timestamp"))
+        if stamp is None:
+            return None
+        channel = _channel(data.get("type"), "", "")
+    except (TypeError, ValueError) as exc:
+        raise RepositoryError(
+            f"document {document_id!r} cannot be read as a communication: {exc}"
+        ) from exc
+    return stamp.date(), channel, _text(data.get("status")) or UNKNOWN
 
 
 def _channel(value: object, raw_to: str, raw_from: str) -> Channel:

@@ -12,8 +12,8 @@ store exactly the same documents.
 
 from __future__ import annotations
 
-try:
-    from google.cloud import firestore
+try:  # first, so a missing extra is named before anything else imports google
+    from google.cloud import firestore  # noqa: F401 - imported for the check; queries uses it
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "servio_twilio.firestore needs google-cloud-firestore: "
@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,9 +31,18 @@ from servio_twilio.domain.errors import (
     RecordNotFound,
     RepositoryError,
 )
-from servio_twilio.domain.models import Channel, Communication, Direction, replace, utcnow
+from servio_twilio.domain.models import (
+    Channel,
+    Communication,
+    DayCount,
+    replace,
+    utcnow,
+)
+from servio_twilio.storage.firestore import queries
 from servio_twilio.storage.firestore.documents import (
+    COUNTED_FIELDS,
     STORED_FIELDS,
+    count_key,
     from_document,
     stored_integer,
     to_document,
@@ -41,9 +50,11 @@ from servio_twilio.storage.firestore.documents import (
 from servio_twilio.storage.firestore.errors import translated
 from servio_twilio.storage.firestore.steps import Commit, GetAll, RunQuery, Steps
 from servio_twilio.storage.firestore.transaction import InTransaction, transact
-from servio_twilio.storage.memory import new_id
+from servio_twilio.storage.memory import day_counts, new_id
 from servio_twilio.storage.repository import (
+    check_count_args,
     check_history_args,
+    check_page_args,
     check_update_result,
     timestamp_order,
 )
@@ -141,7 +152,7 @@ class Operations:
 
     def find_by_sid(self, sid: str) -> Steps[Communication | None]:
         """``twilioSid ==``, limit 1."""
-        found = yield from self._records("find_by_sid", self._by_sid(sid))
+        found = yield from self._records("find_by_sid", queries.by_sid(self.collection, sid))
         return found[0] if found else None
 
     def update(self, communication_id: str, fn: _Update) -> Steps[Communication]:
@@ -191,7 +202,7 @@ class Operations:
         by_id = None
         if communication_id is not None and valid_id(communication_id):
             by_id = self.collection.document(communication_id)
-        query = None if sid is None else self._by_sid(sid)
+        query = None if sid is None else queries.by_sid(self.collection, sid)
 
         def body(tx: InTransaction) -> Steps[Communication | None]:
             snapshot, seen = None, False
@@ -261,34 +272,64 @@ class Operations:
     def history(
         self, prospect_id: str, *, channel: Channel | None, limit: int, before: datetime | None
     ) -> Steps[list[Communication]]:
-        """``prospectId ==`` [``type ==``] [``timestamp <``], newest first, ``limit``."""
+        """`queries.history`: newest first, ``limit``."""
         check_history_args(limit, before, channel)
-        query = self.collection.where(filter=firestore.FieldFilter("prospectId", "==", prospect_id))
-        if channel is not None:
-            query = query.where(filter=firestore.FieldFilter("type", "==", Channel(channel).value))
-        if before is not None:
-            query = query.where(filter=firestore.FieldFilter("timestamp", "<", before))
-        query = query.order_by("timestamp", direction=firestore.Query.DESCENDING).limit(limit)
+        query = queries.history(
+            self.collection, prospect_id, channel=channel, before=before, limit=limit
+        )
         return (yield from self._records("history", query))
 
     def latest_outbound_to(self, number: str) -> Steps[Communication | None]:
-        """``to ==``, ``direction == "outbound"``, newest first, limit 1."""
-        query = (
-            self.collection.where(filter=firestore.FieldFilter("to", "==", number))
-            .where(filter=firestore.FieldFilter("direction", "==", Direction.OUTBOUND.value))
-            .order_by("timestamp", direction=firestore.Query.DESCENDING)
-            .limit(1)
-        )
+        """`queries.latest_outbound_to`: the newest outbound record to ``number``."""
+        query = queries.latest_outbound_to(self.collection, number)
         found = yield from self._records("latest_outbound_to", query)
         return found[0] if found else None
+
+    def communications(
+        self,
+        *,
+        channel: Channel | None,
+        status: str | Collection[str] | None,
+        prospect_id: str | None,
+        open_only: bool,
+        since: datetime | None,
+        before: datetime | None,
+        limit: int,
+    ) -> Steps[list[Communication]]:
+        """`queries.page`: one query, every filter in it, newest first."""
+        statuses = check_page_args(
+            channel=channel,
+            status=status,
+            prospect_id=prospect_id,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+        query = queries.page(
+            self.collection,
+            channel=channel,
+            statuses=statuses,
+            prospect_id=prospect_id,
+            open_only=open_only,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+        return (yield from self._records("communications", query))
+
+    def count_by_day(self, *, since: datetime, until: datetime) -> Steps[list[DayCount]]:
+        """`queries.day_range` of the `COUNTED_FIELDS`: one query, counted here."""
+        check_count_args(since, until)
+        query = queries.day_range(self.collection, since, until, COUNTED_FIELDS)
+        with translated("count_by_day"):
+            snapshots = yield RunQuery(query=query, timeout=self.timeout)
+        keys = (count_key(s.id, s.to_dict() or {}) for s in snapshots)
+        return day_counts(key for key in keys if key is not None)
 
     def ping(self) -> Steps[None]:
         """A one-document query on the collection."""
         with translated("ping"):
             yield RunQuery(query=self.collection.limit(1), timeout=self.timeout)
-
-    def _by_sid(self, sid: str) -> Any:
-        return self.collection.where(filter=firestore.FieldFilter("twilioSid", "==", sid)).limit(1)
 
     def _records(self, operation: str, query: Any) -> Steps[list[Communication]]:
         with translated(operation):

@@ -23,11 +23,11 @@ google.auth.exceptions.GoogleAuthError    -> RepositoryError
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.models import Channel, Communication, DayCount
 from servio_twilio.storage.firestore.documents import from_document, to_document
 from servio_twilio.storage.firestore.operations import (
     EVENTS_SUBCOLLECTION,
@@ -196,6 +196,50 @@ class FirestoreRepository:
     def latest_outbound_to(self, number: str) -> Communication | None:
         """The newest outbound record whose ``to`` is ``number``, or None."""
         return self._run(self._operations.latest_outbound_to(number))
+
+    def communications(
+        self,
+        *,
+        channel: Channel | None = None,
+        status: str | Collection[str] | None = None,
+        prospect_id: str | None = None,
+        open_only: bool = False,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Communication]:
+        """Records matching every filter given, newest ``timestamp`` first: one query.
+
+        Equality filters on ``type``, ``prospectId``, ``open`` (``open_only``)
+        and ``status`` (``in`` for several), a ``timestamp`` range, ordered by
+        ``timestamp`` descending, ``limit``. ``open_only`` finds the documents
+        whose stored ``open`` is true: a record written by version 0.1 has no
+        ``open`` until its next update. See
+        `CommunicationRepository.communications`.
+
+        New in 0.2.0.
+        """
+        steps = self._operations.communications(
+            channel=channel,
+            status=status,
+            prospect_id=prospect_id,
+            open_only=open_only,
+            since=since,
+            before=before,
+            limit=limit,
+        )
+        return self._run(steps)
+
+    def count_by_day(self, *, since: datetime, until: datetime) -> list[DayCount]:
+        """Records per (UTC day, channel, status) in ``[since, until)``: one query.
+
+        The query reads only ``type``, ``status`` and ``timestamp`` of each
+        record in the range (a projection); the counting happens here. See
+        `CommunicationRepository.count_by_day`.
+
+        New in 0.2.0.
+        """
+        return self._run(self._operations.count_by_day(since=since, until=until))
 
     def ping(self) -> None:
         """Read one document of the collection (if any): `RepositoryError` when that fails."""
