@@ -10,7 +10,9 @@ import json
 import threading
 import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -19,6 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.rest import Client
 
+from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault, RecordedRequest
 
@@ -522,3 +525,380 @@ class TestFakeTwilioAsyncSeam:
         _run(main())
         assert len(fake.requests) == 5
         assert all(r.is_async for r in fake.requests)
+
+
+DAY = datetime(2025, 3, 10, 14, 30, tzinfo=UTC)
+TO = "+5511999999999"
+FROM = "+15005550006"
+MESSAGE = {"To": TO, "From": FROM, "Body": "oi"}
+CALL = {"To": TO, "From": FROM, "Twiml": "<Response/>"}
+
+
+def _get(fake: FakeTwilio, path: str, **params: Any) -> Any:
+    return fake.request("GET", BASE + path, params=params or None, auth=AUTH)
+
+
+def _kept(fake: FakeTwilio, sid: str) -> dict[str, Any]:
+    kept = fake.resource(sid)
+    assert kept is not None
+    return kept
+
+
+def _created(fake: FakeTwilio, path: str = "/Messages.json", **data: str) -> str:
+    response = _post(fake, path, {**(MESSAGE if "Messages" in path else CALL), **data})
+    assert response.status_code == 201
+    sid: str = _json(response)["sid"]
+    return sid
+
+
+class TestFakeTwilioKeepsState:
+    def test_an_accepted_message_is_kept_and_fetchable(self) -> None:
+        """A 201 message is kept as Twilio's JSON; GET Messages/{sid}.json answers it."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _created(fake)
+        kept = fake.resource(sid)
+        assert kept is not None
+        assert (kept["sid"], kept["status"], kept["to"], kept["from"], kept["body"]) == (
+            sid,
+            "queued",
+            TO,
+            FROM,
+            "oi",
+        )
+        assert kept["date_created"] == kept["date_sent"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+        assert (kept["price"], kept["price_unit"], kept["num_segments"]) == (None, "USD", "1")
+        assert (kept["error_code"], kept["error_message"]) == (None, None)
+        fetched = _get(fake, f"/Messages/{sid}.json")
+        assert fetched.status_code == 200
+        assert _json(fetched) == kept
+        assert fake.requests[-1].method == "GET"
+
+    def test_the_create_answer_has_no_send_time_yet(self) -> None:
+        """The 201 answers date_sent / start_time null as Twilio does; the kept one has them."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        message = _json(_post(fake, "/Messages.json", MESSAGE))
+        call = _json(_post(fake, "/Calls.json", CALL))
+        assert (message["date_sent"], call["start_time"]) == (None, None)
+        assert _kept(fake, message["sid"])["date_sent"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+        assert _kept(fake, call["sid"])["start_time"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+
+    def test_calls_are_kept_and_fetchable(self) -> None:
+        """A 201 call is kept with Twilio's call fields; GET Calls/{sid}.json answers it."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _created(fake, "/Calls.json")
+        call = _json(_get(fake, f"/Calls/{sid}.json"))
+        assert (call["sid"], call["status"], call["to"], call["from"]) == (sid, "queued", TO, FROM)
+        assert (call["duration"], call["end_time"], call["price"]) == (None, None, None)
+        assert call["start_time"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            f"/Messages/SM{'0' * 32}.json",
+            f"/Calls/CA{'0' * 32}.json",
+            f"/Messages/SM{'x' * 32}.json",
+        ],
+        ids=["message", "call", "malformed"],
+    )
+    def test_unknown_sids_are_404(self, path: str) -> None:
+        """Fetching a SID Twilio does not hold answers 404 with Twilio's code 20404."""
+        response = _get(FakeTwilio(), path)
+        assert (response.status_code, _json(response)["code"]) == (404, 20404)
+
+    def test_another_accounts_sid_is_404(self) -> None:
+        """A resource is only found under the account that created it."""
+        fake = FakeTwilio()
+        sid = _created(fake)
+        other = f"https://api.twilio.com/2010-04-01/Accounts/AC{'c' * 32}/Messages/{sid}.json"
+        assert fake.request("GET", other, auth=AUTH).status_code == 404
+
+    @pytest.mark.parametrize(
+        "fault",
+        [Fault.error(), Fault.server_error(), Fault.rate_limited()],
+        ids=lambda f: f.kind,
+    )
+    def test_refused_creates_keep_nothing(self, fault: Fault) -> None:
+        """A create answered with an error (a fault, or Twilio's own validation) keeps nothing."""
+        fake = FakeTwilio()
+        fake.fail_next(1, fault)
+        _post(fake, "/Messages.json", MESSAGE)
+        _post(fake, "/Messages.json", {**MESSAGE, "To": "12345"})
+        assert fake.resources() == []
+
+    @SEAMS
+    def test_a_read_timeout_keeps_the_resource(self, seam: str) -> None:
+        """A read timeout loses only the answer: the message reached Twilio and is kept."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.read_timeout())
+        error = requests.exceptions.ReadTimeout if seam == "sync" else aiohttp.SocketTimeoutError
+        with pytest.raises(error):
+            _via(seam, fake, "POST", BASE + "/Messages.json", data=MESSAGE, auth=AUTH)
+        [kept] = fake.resources("message")
+        assert (kept["to"], kept["body"], kept["status"]) == (TO, "oi", "queued")
+        assert fake.in_flight == 0
+
+    @SEAMS
+    def test_a_connect_error_keeps_nothing(self, seam: str) -> None:
+        """A refused connection never reached Twilio: nothing is kept."""
+        fake = FakeTwilio()
+        fake.fail_next(1, Fault.connect_error())
+        error = (
+            requests.exceptions.ConnectionError if seam == "sync" else aiohttp.ClientConnectorError
+        )
+        with pytest.raises(error):
+            _via(seam, fake, "POST", BASE + "/Calls.json", data=CALL, auth=AUTH)
+        assert fake.resources() == []
+
+    def test_both_seams_share_the_state(self) -> None:
+        """A message created through fake.aio is fetched through the sync seam, and back."""
+        fake = FakeTwilio()
+        created = _run(fake.aio.request("POST", BASE + "/Messages.json", data=MESSAGE, auth=AUTH))
+        sid = _json(created)["sid"]
+        assert _get(fake, f"/Messages/{sid}.json").status_code == 200
+        call = _created(fake, "/Calls.json")
+        fetched = _run(fake.aio.request("GET", BASE + f"/Calls/{call}.json", auth=AUTH))
+        assert _json(fetched)["sid"] == call
+        assert [r["sid"] for r in fake.resources()] == [sid, call]
+
+    def test_resources_by_kind_and_copies(self) -> None:
+        """resources(kind) filters, oldest first; what it returns is a copy."""
+        fake = FakeTwilio()
+        first, second = _created(fake), _created(fake)
+        call = _created(fake, "/Calls.json")
+        recording = fake.add_recording(call)
+        assert [r["sid"] for r in fake.resources("message")] == [first, second]
+        assert [r["sid"] for r in fake.resources("call")] == [call]
+        assert [r["sid"] for r in fake.resources("recording")] == [recording]
+        assert len(fake.resources()) == 4
+        fake.resources("message")[0]["status"] = "changed"
+        copy = fake.resource(first)
+        assert copy is not None
+        copy["subresource_uris"]["media"] = "changed"
+        assert fake.resource(first) == _json(_get(fake, f"/Messages/{first}.json"))
+        assert fake.resource("SM" + "0" * 32) is None
+
+    def test_reset_forgets_the_resources(self) -> None:
+        """reset() also empties what the fake keeps."""
+        fake = FakeTwilio()
+        sid = _created(fake)
+        fake.reset()
+        assert fake.resources() == []
+        assert _get(fake, f"/Messages/{sid}.json").status_code == 404
+
+    def test_forget(self) -> None:
+        """forget(sid): Twilio no longer holds it (404); an unknown SID is refused."""
+        fake = FakeTwilio()
+        sid = _created(fake)
+        fake.forget(sid)
+        assert _get(fake, f"/Messages/{sid}.json").status_code == 404
+        with pytest.raises(InvalidArgument):
+            fake.forget(sid)
+
+    def test_a_naive_clock_counts_as_utc(self) -> None:
+        """A clock giving naive datetimes is read as UTC; an aware one is converted to GMT."""
+        naive = FakeTwilio(clock=lambda: datetime(2025, 3, 10, 14, 30))
+        assert _kept(naive, _created(naive))["date_created"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+        tokyo = DAY.astimezone(ZoneInfo("Asia/Tokyo"))
+        aware = FakeTwilio(clock=lambda: tokyo)
+        assert _kept(aware, _created(aware))["date_created"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+
+
+class TestFakeTwilioProgress:
+    def test_set_status_on_a_message(self) -> None:
+        """set_status moves a message on and sets Twilio's fields as Twilio writes them."""
+        now = [DAY]
+        fake = FakeTwilio(clock=lambda: now[0])
+        sid = _created(fake)
+        now[0] = DAY + timedelta(seconds=5)
+        fake.set_status(sid, "delivered", price="-0.00750", price_unit="BRL", num_segments=2)
+        kept = _json(_get(fake, f"/Messages/{sid}.json"))
+        assert (kept["status"], kept["price"], kept["price_unit"], kept["num_segments"]) == (
+            "delivered",
+            "-0.00750",
+            "BRL",
+            "2",
+        )
+        assert kept["date_updated"] == "Mon, 10 Mar 2025 14:30:05 +0000"
+        assert kept["date_sent"] == "Mon, 10 Mar 2025 14:30:00 +0000"
+        fake.set_status(sid, "undelivered", error_code=30003, error_message="Unreachable")
+        kept = fake.resource(sid)
+        assert kept is not None
+        assert (kept["status"], kept["error_code"], kept["error_message"]) == (
+            "undelivered",
+            30003,
+            "Unreachable",
+        )
+        assert kept["price"] == "-0.00750"  # None leaves a field as it was
+
+    def test_set_status_on_a_call_ends_it(self) -> None:
+        """A call set to a final status gets its end_time; duration is a string."""
+        now = [DAY]
+        fake = FakeTwilio(clock=lambda: now[0])
+        sid = _created(fake, "/Calls.json")
+        fake.set_status(sid, "in-progress")
+        assert _kept(fake, sid)["end_time"] is None
+        now[0] = DAY + timedelta(seconds=42)
+        fake.set_status(sid, "completed", duration=42, price="-0.013")
+        call = fake.resource(sid)
+        assert call is not None
+        assert (call["status"], call["duration"], call["price"]) == ("completed", "42", "-0.013")
+        assert call["end_time"] == "Mon, 10 Mar 2025 14:30:42 +0000"
+
+    @pytest.mark.parametrize(
+        ("target", "kwargs"),
+        [
+            ("unknown", {}),
+            ("recording", {}),
+            ("message", {"duration": 3}),
+            ("call", {"num_segments": 2}),
+            ("call", {"error_code": 30003}),
+            ("message", {"price": "cheap"}),
+        ],
+        ids=[
+            "unknown-sid",
+            "a-recording",
+            "message-duration",
+            "call-segments",
+            "call-error",
+            "price",
+        ],
+    )
+    def test_set_status_refusals(self, target: str, kwargs: dict[str, Any]) -> None:
+        """Unknown SIDs, recordings and fields the kind does not have are refused."""
+        fake = FakeTwilio()
+        call = _created(fake, "/Calls.json")
+        sids = {
+            "unknown": "SM" + "0" * 32,
+            "recording": fake.add_recording(call),
+            "message": _created(fake),
+            "call": call,
+        }
+        with pytest.raises(InvalidArgument):
+            fake.set_status(sids[target], "delivered", **kwargs)
+        with pytest.raises(InvalidArgument):
+            fake.set_status(sids["message"], "")
+
+    def test_add_recording_lists_under_the_account_and_the_call(self) -> None:
+        """A recording is listed by CallSid at the account and under its call, as Twilio shows."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        call, other = _created(fake, "/Calls.json"), _created(fake, "/Calls.json")
+        sid = fake.add_recording(call, duration=12)
+        fake.add_recording(other)
+        assert sid.startswith("RE")
+        assert len(sid) == 34
+        listed = _json(_get(fake, "/Recordings.json", CallSid=call))
+        [recording] = listed["recordings"]
+        assert (recording["sid"], recording["call_sid"], recording["duration"]) == (sid, call, "12")
+        assert recording["status"] == "completed"
+        assert recording["uri"] == f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/{sid}.json"
+        assert recording["media_url"] == f"https://api.twilio.com{recording['uri'][:-5]}"
+        under_call = _json(_get(fake, f"/Calls/{call}/Recordings.json"))["recordings"]
+        assert [r["sid"] for r in under_call] == [sid]
+        assert "media_url" not in under_call[0]
+        assert len(_json(_get(fake, "/Recordings.json"))["recordings"]) == 2
+        assert _json(_get(fake, f"/Calls/CA{'0' * 32}/Recordings.json"))["recordings"] == []
+
+    def test_add_recording_refusals(self) -> None:
+        """A recording needs a call the fake holds and a duration >= 0."""
+        fake = FakeTwilio()
+        with pytest.raises(InvalidArgument):
+            fake.add_recording(_created(fake))
+        with pytest.raises(InvalidArgument):
+            fake.add_recording(_created(fake, "/Calls.json"), duration=-1)
+
+
+class TestFakeTwilioLists:
+    def test_messages_filtered_by_to_from_and_day(self) -> None:
+        """To, From and DateSent (a day, or a date-time: its day) filter, newest first."""
+        now = [DAY]
+        fake = FakeTwilio(clock=lambda: now[0])
+        kept = [_created(fake, Body=f"#{i}") for i in range(2)]
+        _created(fake, To="+5511988887777")
+        _created(fake, From="+15005550007")
+        now[0] = DAY + timedelta(days=1)
+        _created(fake)
+        for day in ("2025-03-10", "2025-03-10T00:00:00Z"):
+            listed = _json(_get(fake, "/Messages.json", To=TO, From=FROM, DateSent=day))
+            assert [m["sid"] for m in listed["messages"]] == kept[::-1]
+        everything = _json(_get(fake, "/Messages.json"))["messages"]
+        assert len(everything) == 5
+
+    def test_date_inequalities(self) -> None:
+        """DateSent< is on or before the day, DateSent> on or after it."""
+        now = [DAY - timedelta(days=1)]
+        fake = FakeTwilio(clock=lambda: now[0])
+        before = _created(fake)
+        now[0] = DAY
+        same = _created(fake)
+        now[0] = DAY + timedelta(days=1)
+        after = _created(fake)
+        on_or_before = _json(_get(fake, "/Messages.json", **{"DateSent<": "2025-03-10"}))
+        on_or_after = _json(_get(fake, "/Messages.json", **{"DateSent>": "2025-03-10"}))
+        assert [m["sid"] for m in on_or_before["messages"]] == [same, before]
+        assert [m["sid"] for m in on_or_after["messages"]] == [after, same]
+
+    def test_calls_filtered_by_start_time(self) -> None:
+        """Calls list by To, From and StartTime (the day the call started)."""
+        now = [DAY]
+        fake = FakeTwilio(clock=lambda: now[0])
+        call = _created(fake, "/Calls.json")
+        now[0] = DAY + timedelta(days=2)
+        _created(fake, "/Calls.json")
+        _created(fake)
+        listed = _json(_get(fake, "/Calls.json", To=TO, From=FROM, StartTime="2025-03-10"))
+        assert [c["sid"] for c in listed["calls"]] == [call]
+
+    def test_a_date_filter_that_is_no_date_is_refused(self) -> None:
+        """A DateSent that is not a date answers 400, Twilio-shaped."""
+        response = _get(FakeTwilio(), "/Messages.json", DateSent="yesterday")
+        assert (response.status_code, _json(response)["code"]) == (400, 20001)
+
+    def test_out_of_range_paging_is_refused(self) -> None:
+        """A PageSize above 1000 (Twilio's most) or below 1 answers 400."""
+        for size in ("0", "1001", "many"):
+            assert _get(FakeTwilio(), "/Calls.json", PageSize=size).status_code == 400
+
+    @SEAMS
+    def test_more_than_one_page_under_the_official_client(self, seam: str) -> None:
+        """twilio's list() with a small page_size follows next_page_uri across pages."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sids = [_created(fake, Body=f"#{i}") for i in range(5)]
+        client = Client(ACCOUNT, "token", http_client=fake if seam == "sync" else fake.aio)
+        start = len(fake.requests)
+        if seam == "sync":
+            listed = client.messages.list(to=TO, from_=FROM, date_sent=DAY.date(), page_size=2)
+        else:
+            listed = _run(
+                client.messages.list_async(to=TO, from_=FROM, date_sent=DAY.date(), page_size=2)
+            )
+        assert [m.sid for m in listed] == sids[::-1]
+        pages = fake.requests[start:]
+        assert [r.params.get("Page") for r in pages] == [None, "1", "2"]
+        assert all(r.params["DateSent"] == "2025-03-10T00:00:00Z" for r in pages)
+        assert all(r.params["To"] == TO for r in pages)
+
+    def test_instances_read_what_reconcile_needs(self) -> None:
+        """twilio's instances read the fetched and listed JSON: cost, dates, duration, recording."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        client = Client(ACCOUNT, "token", http_client=fake)
+        message = client.messages.create(to=TO, from_=FROM, body="oi")
+        fake.set_status(message.sid, "delivered", price="-0.0075", num_segments=3)
+        fetched = client.messages(message.sid).fetch()
+        assert (fetched.price, fetched.price_unit, fetched.num_segments) == ("-0.0075", "USD", "3")
+        assert fetched.date_sent == DAY
+        assert fetched.error_code is None
+        call = client.calls.create(to=TO, from_=FROM, twiml="<Response/>")
+        fake.set_status(call.sid, "completed", duration=9)
+        [listed] = client.calls.list(to=TO, from_=FROM, start_time=DAY.date())
+        assert (listed.sid, listed.status, listed.duration) == (call.sid, "completed", "9")
+        assert listed.start_time == DAY
+        recording_sid = fake.add_recording(call.sid)
+        [recording] = client.recordings.list(call_sid=call.sid)
+        assert (recording.sid, recording.duration, recording.call_sid) == (
+            recording_sid,
+            "7",
+            call.sid,
+        )
+        assert recording.start_time == DAY
+        [own] = client.calls(call.sid).recordings.list()
+        assert own.sid == recording_sid

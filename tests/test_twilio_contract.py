@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -26,9 +28,11 @@ from servio_twilio.sending.aiohttp_client import AiohttpTwilioClient
 from servio_twilio.sending.async_transport import AsyncRetryingHttpClient
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.sending.results import HealthReport, SendResult
+from servio_twilio.sending.transport import RetryingHttpClient
+from servio_twilio.sending.twilio_rest import AsyncTwilioRest, TwilioRest, sent_filters
 from servio_twilio.storage.memory import InMemoryRepository
 from support.prism import TWILIO_API, PrismHttpClient
-from support.sending import TO, make_settings
+from support.sending import PHONE, TO, WHATSAPP, make_settings
 
 pytestmark = pytest.mark.prism
 
@@ -293,3 +297,196 @@ class TestAsyncSeamMatchesTwilioSchemas:
                 await client.calls.create_async(to=TO, from_="+15005550006", twiml="<Response/>")
         assert info.value.status == 500
         assert sleeps == []
+
+
+# The reconcile reads. Prism's example pages hold 2 messages or calls and a
+# next_page_uri; the calls example's next page carries Twilio's own date-only
+# StartTime, which Twilio's schema (date-time) refuses, so these lists ask for
+# at most 2 (one page). The first page at the default limit is checked apart.
+CALL_SID = "CA" + "5" * 32
+MESSAGE_SID = "SM" + "6" * 32
+DAY = date(2025, 3, 10)
+
+
+def _seen(url: str, params: Any, status: int) -> tuple[str, dict[str, str], int]:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update({k: str(v) for k, v in (params or {}).items()})
+    return parts.path, query, status
+
+
+class RecordingPrism(PrismHttpClient):
+    """`PrismHttpClient` keeping (path, query, status) of every answer Prism gave."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.seen: list[tuple[str, dict[str, str], int]] = []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(method, url, *args, **kwargs)
+        self.seen.append(_seen(url, kwargs.get("params"), response.status_code))
+        return response
+
+
+def _sync_rest(prism_url: str) -> tuple[TwilioRest, RecordingPrism]:
+    http = RecordingPrism(prism_url)
+    return TwilioRest(_settings(), RetryingHttpClient(http, max_retries=0)), http
+
+
+def _accepted(seen: list[tuple[str, dict[str, str], int]], path_end: str) -> dict[str, str]:
+    """Every request answered 200 (none refused with 422); the query of the first."""
+    assert seen
+    assert {status for _, _, status in seen} == {200}, seen
+    path, query, _ = seen[0]
+    assert path.endswith(path_end)
+    return query
+
+
+class TestReconcileReadsMatchTwilioSchemas:
+    def test_prism_refuses_a_date_only_filter(self, prism_url: str) -> None:
+        """Twilio's schema takes DateSent as a date-time: a bare YYYY-MM-DD is refused (422).
+
+        This is why list_sent sends the day as twilio writes a date:
+        ``YYYY-MM-DDT00:00:00Z``.
+        """
+        response = PrismHttpClient(prism_url).request(
+            "GET",
+            f"{TWILIO_API}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
+            params={"DateSent": "2025-03-10"},
+            auth=(ACCOUNT, "t"),
+        )
+        assert response.status_code == 422
+
+    @pytest.mark.parametrize(("kind", "sid"), [("message", MESSAGE_SID), ("call", CALL_SID)])
+    def test_fetch(self, prism_url: str, kind: Any, sid: str) -> None:
+        """fetch() of a message and of a call is accepted; the example parses into an instance."""
+        rest, http = _sync_rest(prism_url)
+        instance = rest.fetch(kind, sid)
+        _accepted(http.seen, f"/{'Messages' if kind == 'message' else 'Calls'}/{sid}.json")
+        assert instance.sid.startswith(sid[:2])
+        assert isinstance(instance.status, str)
+        assert isinstance(instance.price_unit, str)
+
+    def test_list_sent_messages(self, prism_url: str) -> None:
+        """list_sent("message") (To, From, DateSent, PageSize) is accepted; the examples parse."""
+        rest, http = _sync_rest(prism_url)
+        found = rest.list_sent("message", to=TO, from_=PHONE, day=DAY, limit=2)
+        query = _accepted(http.seen, "/Messages.json")
+        assert query == {
+            "To": TO,
+            "From": PHONE,
+            "DateSent": "2025-03-10T00:00:00Z",
+            "PageSize": "2",
+        }
+        assert len(found) == 2
+        assert all(m.sid.startswith(("SM", "MM")) for m in found)
+        assert all(m.date_sent is not None for m in found)
+
+    def test_list_sent_whatsapp_messages_without_from(self, prism_url: str) -> None:
+        """whatsapp: addresses in To and From are accepted, and so is a list with no From."""
+        rest, http = _sync_rest(prism_url)
+        rest.list_sent(
+            "message", to=f"whatsapp:{TO}", from_=f"whatsapp:{WHATSAPP}", day=DAY, limit=2
+        )
+        rest.list_sent("message", to=f"whatsapp:{TO}", from_=None, day=DAY, limit=1)
+        _accepted(http.seen, "/Messages.json")
+        assert "From" not in http.seen[-1][1]
+
+    def test_list_sent_calls(self, prism_url: str) -> None:
+        """list_sent("call") (To, From, StartTime, PageSize) is accepted; the examples parse."""
+        rest, http = _sync_rest(prism_url)
+        found = rest.list_sent("call", to=TO, from_=PHONE, day=DAY, limit=2)
+        query = _accepted(http.seen, "/Calls.json")
+        assert query["StartTime"] == "2025-03-10T00:00:00Z"
+        assert len(found) == 2
+        assert all(c.sid.startswith("CA") for c in found)
+        assert all(isinstance(c.status, str) for c in found)
+
+    @pytest.mark.parametrize("kind", ["message", "call"])
+    def test_the_first_page_at_the_default_limit(self, prism_url: str, kind: Any) -> None:
+        """The first request list_sent makes at its default limit (PageSize=50) is accepted."""
+        http = PrismHttpClient(prism_url)
+        client = Client(ACCOUNT, "prism-token", http_client=http)
+        filters = sent_filters(kind, to=TO, from_=PHONE, day=DAY, limit=50)
+        filters.pop("limit")
+        resource = client.messages if kind == "message" else client.calls
+        page = resource.page(**filters)
+        assert len(list(page)) >= 1
+
+    def test_recordings(self, prism_url: str) -> None:
+        """recordings() (the account's Recordings by CallSid) is accepted; the example parses."""
+        rest, http = _sync_rest(prism_url)
+        found = rest.recordings(CALL_SID)
+        query = _accepted(http.seen, "/Recordings.json")
+        assert query == {"CallSid": CALL_SID, "PageSize": "20"}
+        assert found
+        assert all(r.sid.startswith("RE") for r in found)
+        assert all(isinstance(r.duration, str) for r in found)
+
+    def test_a_refused_read_is_our_error(self, prism_errors_url: str) -> None:
+        """Twilio's 404 to a fetch and to a list page both come out as TwilioAPIError with 404."""
+        rest = TwilioRest(
+            _settings(), RetryingHttpClient(PrismHttpClient(prism_errors_url, prefer="code=404"))
+        )
+        for read in (
+            lambda: rest.fetch("message", MESSAGE_SID),
+            lambda: rest.list_sent("call", to=TO, from_=PHONE, day=DAY, limit=2),
+            lambda: rest.recordings(CALL_SID),
+        ):
+            with pytest.raises(TwilioAPIError) as info:
+                read()
+            assert info.value.status == 404
+
+
+class RecordingPrismAiohttp(PrismAiohttpClient):
+    """`PrismAiohttpClient` keeping (path, query, status) of every answer Prism gave."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.seen: list[tuple[str, dict[str, str], int]] = []
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = await super().request(method, url, *args, **kwargs)
+        self.seen.append(_seen(url, kwargs.get("params"), response.status_code))
+        return response
+
+
+@asynccontextmanager
+async def _async_reads(url: str) -> AsyncIterator[tuple[AsyncTwilioRest, RecordingPrismAiohttp]]:
+    http = RecordingPrismAiohttp(url)
+    async with AsyncRetryingHttpClient(http, max_retries=0) as retrying:
+        yield AsyncTwilioRest(_settings(), retrying), http
+
+
+@pytest.mark.anyio
+class TestAsyncReconcileReadsMatchTwilioSchemas:
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    async def test_fetch(self, prism_url: str) -> None:
+        """Async fetch() of a message and of a call is accepted and parses."""
+        async with _async_reads(prism_url) as (rest, http):
+            message = await rest.fetch("message", MESSAGE_SID)
+            call = await rest.fetch("call", CALL_SID)
+        assert {status for _, _, status in http.seen} == {200}
+        assert [path.rsplit("/", 1)[-1] for path, _, _ in http.seen] == [
+            f"{MESSAGE_SID}.json",
+            f"{CALL_SID}.json",
+        ]
+        assert message.sid.startswith("SM")
+        assert call.sid.startswith("CA")
+
+    async def test_list_sent_and_recordings(self, prism_url: str) -> None:
+        """Async list_sent (messages, calls) and recordings send what the schema accepts."""
+        async with _async_reads(prism_url) as (rest, http):
+            messages = await rest.list_sent("message", to=TO, from_=PHONE, day=DAY, limit=2)
+            calls = await rest.list_sent("call", to=f"whatsapp:{TO}", from_=None, day=DAY, limit=2)
+            recordings = await rest.recordings(CALL_SID)
+        assert {status for _, _, status in http.seen} == {200}
+        queries = [query for _, query, _ in http.seen]
+        assert queries[0]["DateSent"] == queries[1]["StartTime"] == "2025-03-10T00:00:00Z"
+        assert queries[2] == {"CallSid": CALL_SID, "PageSize": "20"}
+        assert len(messages) == len(calls) == 2
+        assert recordings
+        assert all(r.sid.startswith("RE") for r in recordings)

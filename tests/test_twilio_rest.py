@@ -1,10 +1,14 @@
-"""Unit tests for sending.twilio_rest: the lazily built REST client and its error runner."""
+"""Unit tests for sending.twilio_rest: the lazily built REST client, its error runner and reads."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import twilio.rest
@@ -15,10 +19,16 @@ from twilio.base.exceptions import (
 )
 from twilio.http.response import Response
 
-from servio_twilio.domain.errors import RateLimited, ServioTwilioError, TwilioAPIError
+from servio_twilio.domain.errors import (
+    InvalidArgument,
+    RateLimited,
+    ServioTwilioError,
+    TwilioAPIError,
+)
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.sending.async_transport import AsyncRetryingHttpClient
 from servio_twilio.sending.transport import NoAnswer, RetryingHttpClient
-from servio_twilio.sending.twilio_rest import TwilioRest
+from servio_twilio.sending.twilio_rest import AsyncTwilioRest, TwilioRest, sent_filters
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from support.sending import ACCOUNT, API_KEY, PHONE, TO
@@ -273,3 +283,253 @@ class TestCall:
         with pytest.raises(ServioTwilioError) as caught:
             _rest(http=fake).call(_fetch_account)
         assert type(caught.value).__module__.startswith("servio_twilio.")
+
+
+DAY = datetime(2025, 3, 10, 14, 30, tzinfo=UTC)
+
+
+class _Reads:
+    """The reconcile reads of one TwilioRest or AsyncTwilioRest, called the same blocking way."""
+
+    def __init__(self, fake: FakeTwilio, face: str) -> None:
+        self.face = face
+        if face == "sync":
+            self.rest: Any = TwilioRest(
+                _settings(), RetryingHttpClient(fake, max_retries=0, sleep=lambda _: None)
+            )
+        else:
+            self.rest = AsyncTwilioRest(
+                _settings(), AsyncRetryingHttpClient(fake.aio, max_retries=0)
+            )
+
+    def run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.rest, name)(*args, **kwargs)
+        if self.face == "sync":
+            return result
+        return asyncio.run(_awaited(result))
+
+    def fetch(self, kind: str, sid: str) -> Any:
+        return self.run("fetch", kind, sid)
+
+    def list_sent(self, kind: str, **kwargs: Any) -> list[Any]:
+        result: list[Any] = self.run("list_sent", kind, **kwargs)
+        return result
+
+    def recordings(self, call_sid: str) -> list[Any]:
+        result: list[Any] = self.run("recordings", call_sid)
+        return result
+
+
+async def _awaited(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return await coroutine
+
+
+def _sent(fake: FakeTwilio, kind: str, to: str = TO, body: str = "oi") -> str:
+    """Create a message or call on ``fake`` through twilio's client; its SID."""
+    client = twilio.rest.Client(ACCOUNT, TOKEN, http_client=fake)
+    if kind == "message":
+        return str(client.messages.create(to=to, from_=PHONE, body=body).sid)
+    return str(client.calls.create(to=to, from_=PHONE, twiml="<Response/>").sid)
+
+
+FACES = pytest.mark.parametrize("face", ["sync", "async"])
+
+
+class TestReconcileReads:
+    @FACES
+    def test_fetch_a_message_with_its_cost(self, face: str) -> None:
+        """fetch("message") returns Twilio's instance, price and segments as Twilio reports them."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _sent(fake, "message")
+        fake.set_status(sid, "delivered", price="-0.0075", price_unit="USD", num_segments=2)
+        message = _Reads(fake, face).fetch("message", sid)
+        assert (message.sid, message.status, message.body) == (sid, "delivered", "oi")
+        assert (message.price, message.price_unit, message.num_segments) == ("-0.0075", "USD", "2")
+        assert message.date_sent == DAY
+        assert fake.requests[-1].method == "GET"
+        assert fake.requests[-1].path.endswith(f"/Messages/{sid}.json")
+        assert fake.requests[-1].is_async is (face == "async")
+
+    @FACES
+    def test_fetch_a_call(self, face: str) -> None:
+        """fetch("call") returns the call with its start time, duration and price."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _sent(fake, "call")
+        fake.set_status(sid, "completed", duration=42, price="-0.013")
+        call = _Reads(fake, face).fetch("call", sid)
+        assert (call.sid, call.status, call.duration, call.price) == (
+            sid,
+            "completed",
+            "42",
+            "-0.013",
+        )
+        assert call.start_time == DAY
+        assert call.end_time == DAY
+
+    @FACES
+    @pytest.mark.parametrize(
+        ("kind", "sid"), [("message", "SM" + "0" * 32), ("call", "CA" + "0" * 32)]
+    )
+    def test_unknown_sid_is_a_404(self, face: str, kind: str, sid: str) -> None:
+        """A SID Twilio does not hold comes out as our TwilioAPIError, 404 with code 20404."""
+        with pytest.raises(TwilioAPIError) as caught:
+            _Reads(FakeTwilio(), face).fetch(kind, sid)
+        assert type(caught.value) is TwilioAPIError
+        assert (caught.value.status, caught.value.code) == (404, 20404)
+
+    @FACES
+    def test_empty_sid_is_refused_before_any_request(self, face: str) -> None:
+        """fetch with an empty SID raises InvalidArgument and sends nothing."""
+        fake = FakeTwilio()
+        with pytest.raises(InvalidArgument):
+            _Reads(fake, face).fetch("message", "")
+        assert fake.requests == []
+
+    @FACES
+    def test_list_sent_messages_by_numbers_and_day(self, face: str) -> None:
+        """list_sent("message") sends To, From and the day; that day's matching ones come back."""
+        now = [DAY]
+        fake = FakeTwilio(clock=lambda: now[0])
+        wanted = [_sent(fake, "message", body=f"#{i}") for i in range(2)]
+        _sent(fake, "message", to="+5511988887777")
+        now[0] = DAY + timedelta(days=1)
+        _sent(fake, "message")
+        found = _Reads(fake, face).list_sent(
+            "message", to=TO, from_=PHONE, day=date(2025, 3, 10), limit=50
+        )
+        assert [m.sid for m in found] == wanted[::-1]
+        request = fake.requests[-1]
+        assert request.path.endswith("/Messages.json")
+        assert {k: str(v) for k, v in request.params.items()} == {
+            "To": TO,
+            "From": PHONE,
+            "DateSent": "2025-03-10T00:00:00Z",
+            "PageSize": "50",
+        }
+
+    @FACES
+    def test_list_sent_calls_by_start_day(self, face: str) -> None:
+        """list_sent("call") filters by StartTime; a datetime counts as its UTC day."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _sent(fake, "call")
+        late = datetime(2025, 3, 10, 23, 30, tzinfo=UTC).astimezone(ZoneInfo("Asia/Tokyo"))
+        found = _Reads(fake, face).list_sent("call", to=TO, from_=PHONE, day=late)
+        assert [c.sid for c in found] == [sid]
+        assert fake.requests[-1].path.endswith("/Calls.json")
+        assert fake.requests[-1].params["StartTime"] == "2025-03-10T00:00:00Z"
+
+    @FACES
+    def test_list_sent_without_from_and_whatsapp_addresses(self, face: str) -> None:
+        """from_=None sends no From filter; a whatsapp: To matches as Twilio stores it."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sid = _sent(fake, "message", to=f"whatsapp:{TO}")
+        _sent(fake, "message")
+        found = _Reads(fake, face).list_sent(
+            "message", to=f"whatsapp:{TO}", from_=None, day=date(2025, 3, 10)
+        )
+        assert [m.sid for m in found] == [sid]
+        assert "From" not in fake.requests[-1].params
+
+    @FACES
+    def test_limit_bounds_the_result_in_one_page(self, face: str) -> None:
+        """limit is the most returned, newest first, and the PageSize asked: one request."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        sids = [_sent(fake, "message", body=f"#{i}") for i in range(5)]
+        reads = _Reads(fake, face)
+        everything = reads.list_sent("message", to=TO, from_=PHONE, day=DAY.date(), limit=5)
+        assert [m.sid for m in everything] == sids[::-1]
+        before = len(fake.requests)
+        three = reads.list_sent("message", to=TO, from_=PHONE, day=DAY.date(), limit=3)
+        assert [m.sid for m in three] == sids[::-1][:3]
+        assert len(fake.requests) == before + 1
+        assert str(fake.requests[-1].params["PageSize"]) == "3"
+
+    @FACES
+    def test_recordings_of_a_call(self, face: str) -> None:
+        """recordings() lists the account's recordings by CallSid; other calls' are left out."""
+        fake = FakeTwilio(clock=lambda: DAY)
+        call, other = _sent(fake, "call"), _sent(fake, "call")
+        first = fake.add_recording(call, duration=12)
+        fake.add_recording(other)
+        found = _Reads(fake, face).recordings(call)
+        assert [(r.sid, r.call_sid, r.duration) for r in found] == [(first, call, "12")]
+        assert found[0].uri == f"/2010-04-01/Accounts/{ACCOUNT}/Recordings/{first}.json"
+        assert found[0].media_url.endswith(f"/Recordings/{first}")
+        request = fake.requests[-1]
+        assert request.path == f"/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"
+        assert request.params["CallSid"] == call
+        assert str(request.params["PageSize"]) == "20"
+        assert _Reads(fake, face).recordings("CA" + "0" * 32) == []
+
+    @FACES
+    def test_read_errors_are_ours(self, face: str) -> None:
+        """A 5xx or a read timeout on a list comes out as our errors, not twilio's or aiohttp's."""
+        fake = FakeTwilio()
+        reads = _Reads(fake, face)
+        fake.fail_next(1, Fault.server_error(status=503))
+        with pytest.raises(TwilioAPIError) as caught:
+            reads.list_sent("message", to=TO, from_=PHONE, day=DAY.date())
+        assert caught.value.status == 503
+        fake.fail_next(1, Fault.read_timeout())
+        with pytest.raises(NoAnswer):
+            reads.recordings("CA" + "0" * 32)
+
+    @FACES
+    def test_a_refused_list_page_keeps_its_status_and_code(self, face: str) -> None:
+        """twilio's bare "Unable to fetch page" becomes our error with Twilio's status and code."""
+        fake = FakeTwilio()
+        reads = _Reads(fake, face)
+        fake.fail_next(1, Fault.error(code=20003, status=401, message="Authenticate"))
+        with pytest.raises(TwilioAPIError) as caught:
+            reads.list_sent("call", to=TO, from_=PHONE, day=DAY.date())
+        assert (caught.value.status, caught.value.code, caught.value.message) == (
+            401,
+            20003,
+            "Authenticate",
+        )
+        fake.fail_next(1, Fault.rate_limited(retry_after=None))
+        with pytest.raises(RateLimited) as limited:
+            reads.recordings("CA" + "0" * 32)
+        assert (limited.value.status, limited.value.code) == (429, 20429)
+
+    def test_a_page_error_without_a_readable_body(self) -> None:
+        """A refused page whose body is not JSON keeps its status, with twilio's own text."""
+        exc = TwilioException("Unable to fetch page", Response(502, "<html>bad gateway</html>", {}))
+        with pytest.raises(TwilioAPIError) as caught:
+            _rest().call(_raise(exc))
+        assert (caught.value.status, caught.value.code) == (502, None)
+        assert caught.value.message == "Unable to fetch page"
+
+
+class TestSentFilters:
+    def test_messages_and_calls_filter_their_own_date(self) -> None:
+        """Messages filter on date_sent, calls on start_time; the page holds the limit."""
+        day = date(2025, 3, 10)
+        assert sent_filters("message", to=TO, from_=PHONE, day=day, limit=10) == {
+            "to": TO,
+            "from_": PHONE,
+            "date_sent": day,
+            "limit": 10,
+            "page_size": 10,
+        }
+        calls = sent_filters("call", to=TO, from_=None, day=day, limit=5000)
+        assert calls == {"to": TO, "start_time": day, "limit": 5000, "page_size": 1000}
+
+    def test_a_naive_datetime_counts_as_its_day(self) -> None:
+        """A naive datetime is taken as UTC: its date is the day."""
+        found = sent_filters("message", to=TO, from_=PHONE, day=datetime(2025, 3, 10, 23), limit=1)
+        assert found["date_sent"] == date(2025, 3, 10)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda: sent_filters("message", to=TO, from_=PHONE, day=date(2025, 1, 1), limit=0),
+            lambda: sent_filters("message", to=TO, from_=PHONE, day=date(2025, 1, 1), limit=True),
+            lambda: sent_filters("call", to=TO, from_=PHONE, day="2025-01-01", limit=5),  # type: ignore[arg-type]
+        ],
+        ids=["zero-limit", "bool-limit", "text-day"],
+    )
+    def test_bad_arguments_are_refused(self, call: Callable[[], Any]) -> None:
+        """A limit below 1 (or a bool) and a day that is not a date raise InvalidArgument."""
+        with pytest.raises(InvalidArgument):
+            call()

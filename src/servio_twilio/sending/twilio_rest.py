@@ -8,19 +8,27 @@ failures all come out as our errors.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from twilio.base.exceptions import TwilioException  # type: ignore[import-untyped]
+from twilio.base.exceptions import (  # type: ignore[import-untyped]
+    TwilioException,
+    TwilioRestException,
+)
 
-from servio_twilio.domain.errors import ServioTwilioError
+from servio_twilio.domain.errors import InvalidArgument, ServioTwilioError
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.sending.transport import NoAnswer, translate_twilio_error
 
-__all__ = ["AsyncTwilioRest", "TwilioRest", "translated"]
+__all__ = ["AsyncTwilioRest", "TwilioRest", "sent_filters", "translated"]
 
 Kind = Literal["message", "call"]
+# Twilio's largest list page; a bigger PageSize is refused.
+_MAX_PAGE_SIZE = 1000
+_RECORDINGS_LIMIT = 20
 
 
 class _LazyClient:
@@ -64,17 +72,79 @@ class _LazyClient:
     def _account(self) -> Any:
         return self.client().api.v2010.accounts(self._settings.account_sid)
 
+    def _one(self, kind: Kind, sid: str) -> Any:
+        if not isinstance(sid, str) or not sid:
+            raise InvalidArgument("sid must be a non-empty string")
+        return self._resource(kind)(sid)
+
+
+def sent_filters(
+    kind: Kind, *, to: str, from_: str | None, day: date, limit: int
+) -> dict[str, Any]:
+    """The keywords of twilio's ``messages.list`` / ``calls.list`` for one day's sends.
+
+    ``day`` goes to twilio as a date (a datetime counts as its UTC day), which
+    twilio writes ``YYYY-MM-DDT00:00:00Z``: the form Twilio's schema takes for
+    ``DateSent`` and ``StartTime``, read by Twilio as that day. ``from_`` None:
+    no ``From`` filter. One page holds up to ``limit`` (at most 1000).
+
+    Raises:
+        InvalidArgument: ``limit`` below 1, or ``day`` not a date.
+
+    New in 0.2.0.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidArgument(f"limit must be a whole number >= 1, got {limit!r}")
+    if isinstance(day, datetime):
+        day = (day.astimezone(UTC) if day.tzinfo is not None else day).date()
+    elif not isinstance(day, date):
+        raise InvalidArgument(f"day must be a date, got {type(day).__name__}")
+    filters: dict[str, Any] = {"to": to, "limit": limit, "page_size": min(limit, _MAX_PAGE_SIZE)}
+    if from_ is not None:
+        filters["from_"] = from_
+    filters["date_sent" if kind == "message" else "start_time"] = day
+    return filters
+
 
 def translated(exc: Exception) -> ServioTwilioError | None:
     """Our error for what a twilio REST call raised; None for ours and for bugs (re-raise them)."""
     if isinstance(exc, ServioTwilioError):
         return None
     if isinstance(exc, TwilioException):
-        return translate_twilio_error(exc)
+        return translate_twilio_error(_page_refusal(exc) or exc)
     if isinstance(exc, ValueError | TypeError | AttributeError | KeyError):
         # a 2xx answer that is not JSON, or JSON that is not an object
         return NoAnswer(f"unreadable answer from Twilio ({type(exc).__name__})")
     return None
+
+
+def _page_refusal(exc: Exception) -> Exception | None:
+    """twilio's bare ``TwilioException("Unable to fetch page", response)`` as a REST refusal.
+
+    A list page that is not a 200 carries Twilio's answer in ``args[1]``; read
+    as a fetch's refusal, a 404 keeps its status and a 429 stays rate limiting.
+    """
+    if type(exc) is not TwilioException or len(exc.args) != 2:
+        return None
+    response = exc.args[1]
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int) or isinstance(status, bool):
+        return None
+    try:
+        body = json.loads(getattr(response, "text", "") or "{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = body.get("message")
+    refusal: Exception = TwilioRestException(
+        status,
+        "",
+        msg=message if isinstance(message, str) and message else str(exc.args[0]),
+        code=body.get("code"),
+        details=body.get("details"),
+    )
+    return refusal
 
 
 class TwilioRest(_LazyClient):
@@ -110,6 +180,37 @@ class TwilioRest(_LazyClient):
         """The account's IncomingPhoneNumbers whose number is ``number`` (a filtered list)."""
         return self.call(
             lambda client: client.incoming_phone_numbers.list(phone_number=number, limit=50)
+        )
+
+    def fetch(self, kind: Kind, sid: str) -> Any:
+        """The message or call ``sid`` as Twilio holds it now (its instance).
+
+        New in 0.2.0.
+        """
+        return self.call(lambda _: self._one(kind, sid).fetch())
+
+    def list_sent(
+        self, kind: Kind, *, to: str, from_: str | None, day: date, limit: int = 50
+    ) -> list[Any]:
+        """Twilio's messages (or calls) from ``from_`` to ``to`` sent (started) on ``day``, UTC.
+
+        Newest first, at most ``limit``. ``to`` and ``from_`` are matched
+        exactly as Twilio stores them (``whatsapp:`` included); see `sent_filters`.
+
+        New in 0.2.0.
+        """
+        filters = sent_filters(kind, to=to, from_=from_, day=day, limit=limit)
+        return list(self.call(lambda _: self._resource(kind).list(**filters)))
+
+    def recordings(self, call_sid: str) -> list[Any]:
+        """The recordings of the call ``call_sid`` (the account's Recordings, by ``CallSid``).
+
+        New in 0.2.0.
+        """
+        return list(
+            self.call(
+                lambda client: client.recordings.list(call_sid=call_sid, limit=_RECORDINGS_LIMIT)
+            )
         )
 
 
@@ -148,6 +249,36 @@ class AsyncTwilioRest(_LazyClient):
         """The account's IncomingPhoneNumbers whose number is ``number`` (a filtered list)."""
         return await self.call(
             lambda client: client.incoming_phone_numbers.list_async(phone_number=number, limit=50)
+        )
+
+    async def fetch(self, kind: Kind, sid: str) -> Any:
+        """The message or call ``sid`` as Twilio holds it now (its instance).
+
+        New in 0.2.0.
+        """
+        return await self.call(lambda _: self._one(kind, sid).fetch_async())
+
+    async def list_sent(
+        self, kind: Kind, *, to: str, from_: str | None, day: date, limit: int = 50
+    ) -> list[Any]:
+        """Twilio's messages (or calls) from ``from_`` to ``to`` sent (started) on ``day``, UTC.
+
+        As `TwilioRest.list_sent`. New in 0.2.0.
+        """
+        filters = sent_filters(kind, to=to, from_=from_, day=day, limit=limit)
+        return list(await self.call(lambda _: self._resource(kind).list_async(**filters)))
+
+    async def recordings(self, call_sid: str) -> list[Any]:
+        """The recordings of the call ``call_sid`` (the account's Recordings, by ``CallSid``).
+
+        New in 0.2.0.
+        """
+        return list(
+            await self.call(
+                lambda client: client.recordings.list_async(
+                    call_sid=call_sid, limit=_RECORDINGS_LIMIT
+                )
+            )
         )
 
     async def aclose(self) -> None:

@@ -2,9 +2,10 @@
 
 Pass it as ``http_client=`` to `CommunicationsClient` (or to
 ``twilio.rest.Client``), and ``fake.aio`` to the async client (or to
-``twilio.rest.Client`` for its ``*_async`` methods). It answers the four
-2010 API routes the library uses as Twilio does, records every request, and
-injects faults; both seams share one state:
+``twilio.rest.Client`` for its ``*_async`` methods). It answers the 2010 API
+routes the library uses as Twilio does, keeps the messages and calls it
+accepted (fetchable and listable, moved on with `FakeTwilio.set_status`),
+records every request, and injects faults; both seams share one state:
 
 ```python
 fake = FakeTwilio()
@@ -19,20 +20,21 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
 
-import attrs
 from twilio.http import AsyncHttpClient, HttpClient  # type: ignore[import-untyped]
 
 from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.testing.faults import Fault, check_fault, connection_refused, fault_answer
+from servio_twilio.testing.request_log import RecordedRequest, recorded_request
 from servio_twilio.testing.twilio_answers import (
     answer,
     bare_number,
     read_form,
 )
+from servio_twilio.testing.twilio_resources import ResourceKind, TwilioStore
 
 __all__ = ["AsyncFakeTwilio", "FakeTwilio", "Fault", "RecordedRequest"]
 
@@ -41,41 +43,24 @@ _log = logging.getLogger("servio_twilio.testing.fake_twilio")
 _Fault = Fault  # FakeTwilio.Fault shadows the name inside the class
 
 
-@attrs.frozen(kw_only=True)
-class RecordedRequest:
-    """One request `FakeTwilio` received.
-
-    ``data`` is the form as Twilio reads it: one value as a string, a
-    repeated key as a list of strings. ``username`` is the Basic auth user
-    (the account SID or the API key SID); the password is not kept.
-    ``params`` holds the query parameters, given apart or in ``url`` (a next
-    page's URL carries them); ``url`` is as given. ``is_async`` tells the
-    seam it came through (True: ``fake.aio``; new in 0.2.0).
-
-    New in 0.1.0.
-    """
-
-    method: str
-    url: str
-    path: str
-    params: dict[str, Any]
-    data: dict[str, str | list[str]]
-    headers: dict[str, str]
-    username: str | None
-    timeout: float | None
-    is_async: bool = False
-
-
 class FakeTwilio(HttpClient):  # type: ignore[misc]
     """A ``twilio.http.HttpClient`` that answers like Twilio's 2010 API, offline.
 
-    Answers Messages (create), Calls (create), Accounts (fetch) and
-    IncomingPhoneNumbers (list, paged, with the ``PhoneNumber`` filter) with JSON
-    shaped like Twilio's: unique 34-character SIDs (``SM...``, ``CA...``),
-    what was sent echoed back, status ``queued`` (``accepted`` with a
+    Answers Messages and Calls (create, fetch, list filtered by ``To``,
+    ``From`` and the day sent or started, paged), Recordings (the account's,
+    by ``CallSid``, and a call's), Accounts (fetch) and IncomingPhoneNumbers
+    (list, paged, with the ``PhoneNumber`` filter) with JSON shaped like
+    Twilio's: unique 34-character SIDs (``SM...``, ``CA...``), what was sent
+    echoed back, status ``queued`` (``accepted`` with a
     ``MessagingServiceSid``). Twilio's own validation of required fields is
     mimicked (e.g. 21604 without ``To``, 21211 for a malformed ``To``);
-    unknown routes get 404. Anything else is accepted.
+    unknown routes and SIDs get 404. Anything else is accepted.
+
+    Every message and call accepted is kept (also when a read timeout loses
+    its answer: the request reached Twilio), with its ``date_sent`` or
+    ``start_time`` set to its creation, taken from ``clock`` (default: now,
+    UTC); `set_status` and `add_recording` do what Twilio's side would as it
+    progresses, `resource` and `resources` show what is kept (new in 0.2.0).
 
     `aio` is the same fake at twilio's async seam (a ``twilio.http.AsyncHttpClient``):
     one request log, one set of faults, one ``in_flight`` count for both.
@@ -102,6 +87,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         latency: float = 0.0,
         account_status: str = "active",
         owned_numbers: Iterable[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not isinstance(latency, int | float) or isinstance(latency, bool) or latency < 0:
             raise InvalidArgument(f"latency must be a number of seconds >= 0, got {latency!r}")
@@ -109,7 +95,9 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         self.latency = float(latency)
         self.account_status = account_status
         self.owned_numbers: set[str] | None = None if owned_numbers is None else set(owned_numbers)
+        self.clock = clock or _utc_now
         self._lock = threading.Lock()
+        self._store = TwilioStore()
         self._requests: list[RecordedRequest] = []
         self._next_faults: list[_Fault] = []
         self._number_faults: dict[str, tuple[_Fault, int | None]] = {}
@@ -162,6 +150,83 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
         with self._lock:
             self._next_faults.extend([fault] * n)
 
+    def resource(self, sid: str) -> dict[str, Any] | None:
+        """A copy of the message, call or recording ``sid`` as Twilio's JSON; None if not kept.
+
+        New in 0.2.0.
+        """
+        with self._lock:
+            return self._store.get(sid)
+
+    def resources(self, kind: ResourceKind | None = None) -> list[dict[str, Any]]:
+        """Copies of the resources kept, oldest first: ``"message"``, ``"call"``, ``"recording"``.
+
+        None: all of them. New in 0.2.0.
+        """
+        with self._lock:
+            return self._store.of_kind(kind)
+
+    def set_status(
+        self,
+        sid: str,
+        status: str,
+        *,
+        price: str | None = None,
+        price_unit: str | None = None,
+        num_segments: int | str | None = None,
+        duration: int | str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        """Move the message or call ``sid`` to ``status``, as Twilio's side would.
+
+        The fields given are set as Twilio writes them (``price`` a decimal
+        string such as ``"-0.0075"``; ``num_segments`` and ``duration`` as
+        strings); None leaves a field as it is. Messages take
+        ``num_segments``, ``error_code`` and ``error_message``; calls take
+        ``duration``, and get their ``end_time`` on a final status.
+
+        Raises:
+            InvalidArgument: no message or call has that SID, or a field its
+                kind does not have.
+
+        New in 0.2.0.
+        """
+        changes = {
+            "price": price,
+            "price_unit": price_unit,
+            "num_segments": num_segments,
+            "duration": duration,
+            "error_code": error_code,
+            "error_message": error_message,
+        }
+        now = self._now()
+        with self._lock:
+            self._store.set_status(sid, status, now, changes)
+
+    def add_recording(self, call_sid: str, *, duration: int = 7) -> str:
+        """Give the call ``call_sid`` a completed recording of ``duration`` seconds; its RE SID.
+
+        Raises:
+            InvalidArgument: no call has that SID.
+
+        New in 0.2.0.
+        """
+        now = self._now()
+        with self._lock:
+            return self._store.add_recording(call_sid, duration, now)
+
+    def forget(self, sid: str) -> None:
+        """Drop the resource ``sid``: Twilio has no such resource any more (fetches get 404).
+
+        Raises:
+            InvalidArgument: no resource has that SID.
+
+        New in 0.2.0.
+        """
+        with self._lock:
+            self._store.forget(sid)
+
     def clear_faults(self) -> None:
         """Remove every injected fault."""
         with self._lock:
@@ -169,8 +234,9 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
             self._number_faults.clear()
 
     def reset(self) -> None:
-        """Forget requests and faults and reset the counters."""
+        """Forget requests, faults and every resource kept, and reset the counters."""
         with self._lock:
+            self._store.clear()
             self._requests.clear()
             self._next_faults.clear()
             self._number_faults.clear()
@@ -218,14 +284,13 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
             with self._lock:
                 self.connect_failures += 1
             raise connection_refused(url, is_async=is_async)
-        recorded = RecordedRequest(
-            method=method.upper(),
-            url=url,
-            path=urlsplit(url).path,
-            params={**dict(parse_qsl(urlsplit(url).query)), **(params or {})},
-            data=form,
-            headers={k: v for k, v in (headers or {}).items() if k.lower() != "authorization"},
-            username=auth[0] if auth else None,
+        recorded = recorded_request(
+            method,
+            url,
+            params=params,
+            form=form,
+            headers=headers,
+            auth=auth,
             timeout=timeout,
             is_async=is_async,
         )
@@ -238,19 +303,29 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
     def _respond(
         self, recorded: RecordedRequest, fault: _Fault | None, auth: tuple[str, str] | None
     ) -> Any:
-        if fault is not None:
+        if fault is not None and fault.kind != "read_timeout":
             return fault_answer(fault, recorded.url, is_async=recorded.is_async)
+        now = self._now()
         with self._lock:
-            owned = None if self.owned_numbers is None else set(self.owned_numbers)
-        return answer(
-            recorded.method,
-            recorded.path,
-            form=recorded.data,
-            params=recorded.params,
-            authenticated=bool(auth),
-            account_status=self.account_status,
-            owned_numbers=owned,
-        )
+            response = answer(
+                recorded.method,
+                recorded.path,
+                form=recorded.data,
+                params=recorded.params,
+                authenticated=bool(auth),
+                account_status=self.account_status,
+                owned_numbers=self.owned_numbers,
+                store=self._store,
+                now=now,
+            )
+        if fault is not None:
+            # Twilio acted on the request (a create is kept); only its answer is lost.
+            return fault_answer(fault, recorded.url, is_async=recorded.is_async)
+        return response
+
+    def _now(self) -> datetime:
+        moment = self.clock()
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     def _leave(self) -> None:
         with self._lock:
@@ -274,6 +349,10 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
                 else:
                     self._number_faults[number] = (fault, times - 1)
             return fault
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class AsyncFakeTwilio(AsyncHttpClient):  # type: ignore[misc]

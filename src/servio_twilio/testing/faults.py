@@ -49,8 +49,10 @@ class Fault:
 
     @classmethod
     def read_timeout(cls) -> Fault:
-        """A read timeout, raised after the request is recorded.
+        """A read timeout, raised after the request is recorded and answered.
 
+        Twilio acted on the request (a message or call created is kept by
+        `FakeTwilio`); only its answer is lost.
         ``requests.exceptions.ReadTimeout`` on the sync seam,
         ``aiohttp.SocketTimeoutError`` on ``fake.aio``.
         """

@@ -1,38 +1,56 @@
-"""What `FakeTwilio` answers: Twilio's JSON for the four 2010 API routes, and its errors.
+"""What `FakeTwilio` answers: Twilio's JSON for the 2010 API routes it serves, and its errors.
 
-Pure functions of the request and the fake's settings (no state, no I/O),
-shared by both of `FakeTwilio`'s seams.
+Functions of the request, the fake's settings and its `TwilioStore`, shared
+by both of `FakeTwilio`'s seams: a create keeps its resource in the store,
+a fetch or a list reads it. No lock and no I/O here: the fake calls
+`answer` under its lock.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
+from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.phone import E164_PATTERN
 from servio_twilio.domain.phone_text import has_channel_prefix
+from servio_twilio.testing.twilio_resources import (
+    API,
+    ResourceKind,
+    TwilioStore,
+    call_resource,
+    message_resource,
+    new_sid,
+    rfc2822,
+)
 
 __all__ = ["answer", "bare_number", "error_response", "json_response", "read_form"]
 
-_API = "/2010-04-01/Accounts"
+_ACCOUNT = r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})"
 _ROUTES = {
-    "message": re.compile(r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages\.json"),
-    "call": re.compile(r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls\.json"),
-    "account": re.compile(r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})\.json"),
-    "numbers": re.compile(
-        r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/IncomingPhoneNumbers\.json"
-    ),
+    "message": re.compile(_ACCOUNT + r"/Messages\.json"),
+    "message_one": re.compile(_ACCOUNT + r"/Messages/(?P<sid>(?:SM|MM)[0-9a-fA-F]{32})\.json"),
+    "call": re.compile(_ACCOUNT + r"/Calls\.json"),
+    "call_one": re.compile(_ACCOUNT + r"/Calls/(?P<sid>CA[0-9a-fA-F]{32})\.json"),
+    "call_recordings": re.compile(_ACCOUNT + r"/Calls/(?P<sid>CA[0-9a-fA-F]{32})/Recordings\.json"),
+    "recordings": re.compile(_ACCOUNT + r"/Recordings\.json"),
+    "account": re.compile(_ACCOUNT + r"\.json"),
+    "numbers": re.compile(_ACCOUNT + r"/IncomingPhoneNumbers\.json"),
 }
-_METHODS = {"message": "POST", "call": "POST", "account": "GET", "numbers": "GET"}
+_METHODS = {"message": {"GET", "POST"}, "call": {"GET", "POST"}}
+_LISTS: dict[str, tuple[ResourceKind, str]] = {
+    "message": ("message", "messages"),
+    "call": ("call", "calls"),
+    "recordings": ("recording", "recordings"),
+}
 _MAX_BODY = 1600
+_MAX_PAGE = 1000
 _WHATSAPP = "whatsapp:"
 # What an unfiltered IncomingPhoneNumbers list holds when owned_numbers is None:
 # Twilio's magic test number (the valid From of its test credentials).
@@ -48,47 +66,86 @@ def answer(  # noqa: PLR0911 - one return per route
     authenticated: bool,
     account_status: str,
     owned_numbers: Iterable[str] | None,
+    store: TwilioStore,
+    now: datetime,
 ) -> Any:
     """Twilio's answer (a ``twilio.http.response.Response``) to one request.
 
     ``owned_numbers``: the account's incoming numbers (None: every number
     asked for by ``PhoneNumber``, and Twilio's test number without a filter).
+    A message or call created is kept in ``store``; ``now`` dates what is made.
 
     New in 0.2.0.
     """
-    route, account = _route(path)
-    if route is None or account is None:
+    route, found = _route(path)
+    if route is None or found is None:
         return error_response(404, 20404, f"The requested resource {path} was not found")
-    if method.upper() != _METHODS[route]:
+    account, sid = found["account"], found.get("sid")
+    if method.upper() not in _METHODS.get(route, {"GET"}):
         return error_response(405, 20004, "Method not allowed")
     if not authenticated:
         return error_response(401, 20003, "Authenticate")
-    if route == "message":
-        return _create_message(account, form)
-    if route == "call":
-        return _create_call(account, form)
+    if method.upper() == "POST":
+        return _create(route, account, form, store, now)
+    if route in {"message_one", "call_one"}:
+        resource = store.get(sid or "")
+        if resource is None or resource.get("account_sid") != account:
+            return error_response(404, 20404, f"The requested resource {path} was not found")
+        return json_response(200, resource)
     if route == "account":
-        return json_response(200, _account(account, account_status))
-    owned = None if owned_numbers is None else sorted(owned_numbers)
-    return json_response(200, _numbers(account, params, owned))
+        return json_response(200, _account(account, account_status, now))
+    if route == "numbers":
+        owned = None if owned_numbers is None else sorted(owned_numbers)
+        numbers = _numbers(account, params, owned, now)
+        return _page_response("incoming_phone_numbers", path, numbers, params)
+    if route == "call_recordings":
+        listed = store.listed("recording", account, {"CallSid": sid})
+        return _page_response("recordings", path, [_call_recording(r) for r in listed], params)
+    kind, key = _LISTS[route]
+    try:
+        items = store.listed(kind, account, params)
+    except InvalidArgument as exc:
+        return error_response(400, 20001, str(exc))
+    return _page_response(key, path, items, params)
 
 
-def _account(account: str, status: str) -> dict[str, Any]:
-    now = _now()
+def _create(
+    route: str,
+    account: str,
+    form: Mapping[str, str | list[str]],
+    store: TwilioStore,
+    now: datetime,
+) -> Any:
+    refusal = _message_refusal(form) if route == "message" else _call_refusal(form)
+    if refusal is not None:
+        return refusal
+    if route == "message":
+        resource, unset = message_resource(account, form, now), "date_sent"
+    else:
+        resource, unset = call_resource(account, form, now), "start_time"
+    store.keep(resource)
+    # Twilio answers before it sends: the create's answer has no date_sent / start_time yet.
+    return json_response(201, {**resource, unset: None})
+
+
+def _account(account: str, status: str, now: datetime) -> dict[str, Any]:
+    stamp = rfc2822(now)
     return {
         "sid": account,
         "owner_account_sid": account,
         "friendly_name": "FakeTwilio account",
         "status": status,
         "type": "Full",
-        "date_created": now,
-        "date_updated": now,
-        "uri": f"{_API}/{account}.json",
-        "subresource_uris": {"messages": f"{_API}/{account}/Messages.json"},
+        "date_created": stamp,
+        "date_updated": stamp,
+        "uri": f"{API}/{account}.json",
+        "subresource_uris": {"messages": f"{API}/{account}/Messages.json"},
     }
 
 
-def _numbers(account: str, params: Mapping[str, Any], owned: list[str] | None) -> dict[str, Any]:
+def _numbers(
+    account: str, params: Mapping[str, Any], owned: list[str] | None, now: datetime
+) -> list[dict[str, Any]]:
     raw = params.get("PhoneNumber")
     wanted = raw if isinstance(raw, str) else ""
     if owned is None and wanted:
@@ -98,29 +155,54 @@ def _numbers(account: str, params: Mapping[str, Any], owned: list[str] | None) -
     if wanted:
         pattern = re.compile(re.escape(wanted).replace(r"\*", "[0-9]"))
         owned = [n for n in owned if pattern.search(n)]
+    return [_number_resource(account, n, now) for n in owned]
+
+
+def _page_response(
+    key: str, path: str, items: list[dict[str, Any]], params: Mapping[str, Any]
+) -> Any:
+    try:
+        return json_response(200, _page(key, path, items, params))
+    except ValueError:
+        return error_response(400, 20001, "Invalid paging parameters")
+
+
+def _page(
+    key: str, path: str, items: list[dict[str, Any]], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One page of ``items`` as Twilio pages its lists (``Page``, ``PageSize``, next page URI)."""
     page_size = int(params.get("PageSize") or 50)
     page = int(params.get("Page") or 0)
+    if not 1 <= page_size <= _MAX_PAGE or page < 0:
+        raise ValueError("paging out of range")
     start = page * page_size
-    items = [_number_resource(account, n) for n in owned[start : start + page_size]]
+    shown = items[start : start + page_size]
     kept = {k: v for k, v in params.items() if k not in {"Page", "PageSize", "PageToken"}}
 
     def page_uri(number: int) -> str:
         query = {**kept, "PageSize": page_size, "Page": number}
         if number:
             query["PageToken"] = f"PT{number}"
-        return f"{_API}/{account}/IncomingPhoneNumbers.json?" + urlencode(query)
+        return f"{path}?" + urlencode(query)
 
     return {
-        "incoming_phone_numbers": items,
-        "end": start + max(len(items) - 1, 0),
+        key: shown,
+        "end": start + max(len(shown) - 1, 0),
         "first_page_uri": page_uri(0),
-        "next_page_uri": page_uri(page + 1) if start + page_size < len(owned) else None,
+        "next_page_uri": page_uri(page + 1) if start + page_size < len(items) else None,
         "page": page,
         "page_size": page_size,
         "previous_page_uri": page_uri(page - 1) if page else None,
         "start": start,
         "uri": page_uri(page),
     }
+
+
+def _call_recording(recording: dict[str, Any]) -> dict[str, Any]:
+    """A recording as the call's own Recordings list shows it (no ``media_url``, a ``track``)."""
+    shown = {k: v for k, v in recording.items() if k != "media_url"}
+    shown["track"] = "both"
+    return shown
 
 
 def bare_number(number: str) -> str:
@@ -158,20 +240,12 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _route(path: str) -> tuple[str | None, str | None]:
+def _route(path: str) -> tuple[str | None, dict[str, str] | None]:
     for name, pattern in _ROUTES.items():
         match = pattern.fullmatch(path)
         if match:
-            return name, match["account"]
+            return name, match.groupdict()
     return None, None
-
-
-def _now() -> str:
-    return format_datetime(datetime.now(UTC))
-
-
-def _sid(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
 
 
 def json_response(
@@ -202,53 +276,26 @@ def error_response(
     return json_response(status, payload, headers)
 
 
-def _create_message(account: str, form: Mapping[str, str | list[str]]) -> Any:
+def _message_refusal(form: Mapping[str, str | list[str]]) -> Any:
     to = form.get("To")
-    sender = form.get("From")
-    service = form.get("MessagingServiceSid")
     body = form.get("Body")
     media = form.get("MediaUrl")
-    media_list = [media] if isinstance(media, str) else list(media or [])
     if not isinstance(to, str) or not to:
         return error_response(400, 21604, "A 'To' phone number is required.")
     if not E164_PATTERN.fullmatch(bare_number(to)):
         return error_response(400, 21211, f"Invalid 'To' Phone Number: {to}")
-    if not sender and not service:
+    if not form.get("From") and not form.get("MessagingServiceSid"):
         return error_response(400, 21603, "A 'From' phone number is required.")
-    if not body and not media_list and not form.get("ContentSid"):
+    if not body and not media and not form.get("ContentSid"):
         return error_response(400, 21602, "Message body is required.")
     if isinstance(body, str) and len(body) > _MAX_BODY:
         return error_response(
             400, 21617, "The concatenated message body exceeds the 1600 character limit."
         )
-    sid = _sid("SM")
-    now = _now()
-    payload = {
-        "account_sid": account,
-        "api_version": "2010-04-01",
-        "body": body if isinstance(body, str) else "",
-        "date_created": now,
-        "date_sent": None,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "error_code": None,
-        "error_message": None,
-        "from": sender if isinstance(sender, str) else None,
-        "messaging_service_sid": service if isinstance(service, str) else None,
-        "num_media": str(len(media_list)),
-        "num_segments": "1",
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": "accepted" if service else "queued",
-        "subresource_uris": {"media": f"{_API}/{account}/Messages/{sid}/Media.json"},
-        "to": to,
-        "uri": f"{_API}/{account}/Messages/{sid}.json",
-    }
-    return json_response(201, payload)
+    return None
 
 
-def _create_call(account: str, form: Mapping[str, str | list[str]]) -> Any:
+def _call_refusal(form: Mapping[str, str | list[str]]) -> Any:
     to = form.get("To")
     sender = form.get("From")
     if not isinstance(to, str) or not to:
@@ -263,51 +310,20 @@ def _create_call(account: str, form: Mapping[str, str | list[str]]) -> Any:
         return error_response(
             400, 21205, "A 'Url', 'Twiml' or 'ApplicationSid' parameter is required."
         )
-    sid = _sid("CA")
-    now = _now()
-    payload = {
-        "account_sid": account,
-        "annotation": None,
-        "answered_by": None,
-        "api_version": "2010-04-01",
-        "caller_name": None,
-        "date_created": now,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "duration": None,
-        "end_time": None,
-        "forwarded_from": None,
-        "from": sender,
-        "from_formatted": sender,
-        "group_sid": None,
-        "parent_call_sid": None,
-        "phone_number_sid": _sid("PN"),
-        "price": None,
-        "price_unit": "USD",
-        "queue_time": "0",
-        "sid": sid,
-        "start_time": None,
-        "status": "queued",
-        "subresource_uris": {"recordings": f"{_API}/{account}/Calls/{sid}/Recordings.json"},
-        "to": to,
-        "to_formatted": to,
-        "trunk_sid": None,
-        "uri": f"{_API}/{account}/Calls/{sid}.json",
-    }
-    return json_response(201, payload)
+    return None
 
 
-def _number_resource(account: str, number: str) -> dict[str, Any]:
-    sid = _sid("PN")
-    now = _now()
+def _number_resource(account: str, number: str, now: datetime) -> dict[str, Any]:
+    sid = new_sid("PN")
+    stamp = rfc2822(now)
     return {
         "account_sid": account,
         "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
-        "date_created": now,
-        "date_updated": now,
+        "date_created": stamp,
+        "date_updated": stamp,
         "friendly_name": number,
         "phone_number": number,
         "sid": sid,
         "status": "in-use",
-        "uri": f"{_API}/{account}/IncomingPhoneNumbers/{sid}.json",
+        "uri": f"{API}/{account}/IncomingPhoneNumbers/{sid}.json",
     }
