@@ -11,6 +11,7 @@ import pytest
 
 from servio_twilio import demo
 from servio_twilio.__main__ import main
+from servio_twilio.demo import flow
 from servio_twilio.testing import FakeTwilio
 
 pytestmark = pytest.mark.server
@@ -29,13 +30,26 @@ class TestDemoCommand:
         )
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout)  # one document, nothing else on stdout
-        statuses = {(c["channel"], c["direction"]): c["status"] for c in result["history"]}
-        assert statuses == {
-            ("sms", "inbound"): "received",
-            ("call", "outbound"): "completed",
-            ("whatsapp", "outbound"): "read",
-            ("sms", "outbound"): "delivered",
-        }
+        statuses = sorted(
+            (c["channel"], c["direction"], c["status"], c["price"]) for c in result["history"]
+        )
+        assert statuses == [
+            ("call", "outbound", "completed", "-0.01300"),
+            ("sms", "inbound", "received", None),
+            ("sms", "outbound", "delivered", "-0.00790"),  # its callbacks, then reconcile's price
+            ("sms", "outbound", "delivered", "-0.00790"),  # answer lost; reconcile found it
+            ("sms", "outbound", "failed", None),  # answer lost; Twilio never saw it
+            ("whatsapp", "outbound", "read", "-0.00500"),
+        ]
+        [never] = [c for c in result["history"] if c["status"] == "failed"]
+        assert never["error"] == "not sent: Twilio has no such message"
+        assert never["twilio_sid"] is None
+        counts = [
+            (r["examined"], r["settled"], r["still_open"], r["not_sent"], r["failed"])
+            for r in result["reconcile"]
+        ]
+        assert counts == [(14, 13, 1, 0, []), (1, 0, 0, 1, [])]
+        assert result["costs"] == {"USD": "0.03380"}
         codes = [d["status_code"] for d in result["callbacks"]]
         assert codes.count(403) == 1
         assert all(d["status_code"] == d["expected"] for d in result["callbacks"])
@@ -52,6 +66,8 @@ class TestDemoCommand:
         text = stdout.getvalue()
         assert "History of prospect_123 (newest first)" in text
         assert "Batch report: 9 of 10 sent, 1 failed" in text
+        assert "Cost of prospect_123: 0.03380 USD" in text
+        assert "+15 min  14        13       1           0         0" in text
         assert "+5511999999999" not in text  # numbers are masked
         assert "+55119*****999" in text
 
@@ -60,12 +76,12 @@ class TestDemoCommand:
     ) -> None:
         """When Twilio refuses the first send, the demo exits 1 and says why."""
 
-        def refusing() -> FakeTwilio:
-            fake = FakeTwilio()
+        def refusing(**kwargs: object) -> FakeTwilio:
+            fake = FakeTwilio(**kwargs)  # type: ignore[arg-type]
             fake.fail_number(demo.PROSPECT_NUMBER, FakeTwilio.Fault.error(21610, status=400))
             return fake
 
-        monkeypatch.setattr(demo, "FakeTwilio", refusing)
+        monkeypatch.setattr(flow, "FakeTwilio", refusing)
         stdout, stderr = io.StringIO(), io.StringIO()
         assert demo.run_demo(json_output=True, stdout=stdout, stderr=stderr) == 1
         assert stdout.getvalue() == ""
@@ -74,13 +90,13 @@ class TestDemoCommand:
 
     def test_a_wrong_settlement_is_a_failure(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The demo checks its own outcome: a record that did not settle fails it."""
-        checked = demo._check
+        checked = flow.check
 
         def stricter(history, report, replies):  # type: ignore[no-untyped-def]
             checked(history, report, replies)
             raise demo.DemoFailed("outbound sms settled as 'sent', not 'delivered'")
 
-        monkeypatch.setattr(demo, "_check", stricter)
+        monkeypatch.setattr(flow, "check", stricter)
         stderr = io.StringIO()
         assert demo.run_demo(json_output=False, stdout=io.StringIO(), stderr=stderr) == 1
         assert "settled as 'sent'" in stderr.getvalue()

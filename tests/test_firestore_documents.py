@@ -173,6 +173,7 @@ class TestToDocument:
             price="-0.0130",
             price_unit="USD",
             num_segments=1,
+            reconciled=True,
         )
         assert set(to_document(full)) == STORED_FIELDS
 

@@ -27,7 +27,7 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 # DESIGN.md's model fields, in its order.
 # Version 0.2 (DESIGN "A record that stays true"): the cost Twilio reports, and
 # whether a call's recording is still to come (what reconcile looks for).
-ADDED_FIELDS = ["recording_requested", "price", "price_unit", "num_segments"]
+ADDED_FIELDS = ["recording_requested", "price", "price_unit", "num_segments", "reconciled"]
 
 DESIGN_FIELDS = [
     "id",

@@ -813,6 +813,27 @@ class TestCommunications:
         assert not any(is_open(c) for c in CLOSED_KINDS)
         assert len(repository.communications(limit=100)) == len(OPEN_KINDS) + len(CLOSED_KINDS)
 
+    def test_a_final_record_without_price_is_open_until_reconciled(
+        self, repository: CommunicationRepository
+    ) -> None:
+        """A final record with a SID and no price stays open until reconcile has fetched it
+        (callbacks carry no price); a price or ``reconciled`` closes it."""
+        repository.add_many(
+            [
+                _outbound("sms", "delivered", 0, twilio_sid="SM1"),
+                _outbound("sms", "read", 1, twilio_sid="SM2", price="-0.0075", price_unit="USD"),
+                _outbound("call", "completed", 2, twilio_sid="CA1", reconciled=True),
+                _outbound("call", "busy", 3, twilio_sid="CA2"),
+            ]
+        )
+        assert _ids(repository.communications(open_only=True)) == ["call-busy", "sms-delivered"]
+        repository.update("sms-delivered", lambda c: attrs.evolve(c, reconciled=True))
+        repository.update("call-busy", lambda c: attrs.evolve(c, price="0.00000"))
+        assert repository.communications(open_only=True) == []
+        stored = repository.get("sms-delivered")
+        assert stored is not None
+        assert stored.reconciled
+
     def test_open_only_with_other_filters(self, repository: CommunicationRepository) -> None:
         """open_only combines with channel and before, as reconcile asks for the older ones."""
         repository.add_many([*OPEN_KINDS, *CLOSED_KINDS])

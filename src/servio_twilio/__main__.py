@@ -1,4 +1,4 @@
-"""Command line: ``python -m servio_twilio demo [--json]``."""
+"""Command line: ``python -m servio_twilio demo [--json]`` and ``reconcile``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="write the results as one JSON document on stdout (logs go to stderr)",
     )
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="settle records whose callbacks never came, from Twilio's API (a job or cron)",
+        description=(
+            "Check the open records in Firestore (GOOGLE_CLOUD_PROJECT, or the emulator at "
+            "FIRESTORE_EMULATOR_HOST) against Twilio (TWILIO_* settings) and settle them. "
+            "Progress on stderr, the report as JSON on stdout; exit 0 when every record "
+            "could be checked, 1 otherwise, 2 for a configuration error."
+        ),
+    )
+    reconcile.add_argument(
+        "--older-than",
+        default="10m",
+        metavar="AGE",
+        help="only records older than this (90s, 10m, 2h, 7d; default 10m)",
+    )
+    reconcile.add_argument(
+        "--not-sent-after",
+        default="1h",
+        metavar="AGE",
+        help="fail a record Twilio never saw once it is this old (default 1h)",
+    )
+    reconcile.add_argument(
+        "--limit", type=int, default=500, help="at most this many records (default 500)"
+    )
+    reconcile.add_argument(
+        "--collection", default="communications", help="the Firestore collection"
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "reconcile":
+        from servio_twilio.reconcile_command import (  # noqa: PLC0415 - keeps --help instant
+            parse_duration,
+            run_reconcile,
+        )
+
+        try:
+            older_than = parse_duration(args.older_than)
+            not_sent_after = parse_duration(args.not_sent_after)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return run_reconcile(
+            older_than=older_than,
+            limit=args.limit,
+            not_sent_after=not_sent_after,
+            collection=args.collection,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
 
     from servio_twilio.demo import run_demo  # noqa: PLC0415 - keeps --help instant
 

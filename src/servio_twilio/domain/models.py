@@ -190,9 +190,11 @@ class Communication:
     (``"USD"``); ``num_segments`` is a message's segment count.
     ``recording_requested`` says the call was made with ``record=True``:
     until its recording is stored, `reconcile` keeps looking for it.
+    ``reconciled`` says `reconcile` fetched the record from Twilio once it
+    was final (so its cost is what Twilio reported then).
 
     New in 0.1.0. Changed in 0.2.0: ``recording_requested``, ``price``,
-    ``price_unit``, ``num_segments``.
+    ``price_unit``, ``num_segments``, ``reconciled``.
     """
 
     id: str | None = None
@@ -219,6 +221,7 @@ class Communication:
     price: str | None = None
     price_unit: str | None = None
     num_segments: int | None = None
+    reconciled: bool = False
 
     __get_pydantic_core_schema__ = pydantic_output_schema
 

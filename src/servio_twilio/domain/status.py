@@ -36,6 +36,7 @@ __all__ = [
     "RECEIVED",
     "UNKNOWN",
     "advance",
+    "is_final",
     "is_open",
     "merge_status",
     "status_rank",
@@ -86,30 +87,47 @@ FAILURE_STATUSES: Final[frozenset[str]] = frozenset(
 """Final statuses that mean the message or call did not get through (for the console)."""
 
 
-def is_open(record: Communication) -> bool:
-    """Whether ``record`` is not yet final, so `reconcile` should ask Twilio about it.
+def is_final(record: Communication) -> bool:
+    """Whether ``record``'s status can no longer change: Twilio is done with it.
 
-    Outbound messages below ``partially_delivered`` (``pending``, ``unknown``
-    and unlisted statuses, ``accepted``, ``scheduled``, ``queued``,
-    ``sending``, ``sent``) and calls below ``completed`` (``pending``,
-    ``unknown``, ``queued``, ``initiated``, ``ringing``, ``in-progress``) are
-    open; so is a ``completed`` call made with ``record=True`` whose
-    recording is not stored yet. Inbound records are never open.
+    Inbound records are final. Outbound messages at or above
+    ``partially_delivered`` and calls at or above ``completed`` are, except a
+    ``completed`` call made with ``record=True`` whose recording is not
+    stored yet.
+
+    New in 0.2.0.
+    """
+    if record.direction != "outbound":
+        return True
+    if record.channel == Channel.CALL:
+        if CALL_STATUS_RANKS.get(record.status, _UNLISTED_RANK) < _OPEN_CALL_RANK_BELOW:
+            return False
+        return not (
+            record.status == "completed"
+            and record.recording_requested
+            and record.recording_sid is None
+        )
+    return MESSAGE_STATUS_RANKS.get(record.status, _UNLISTED_RANK) >= _OPEN_MESSAGE_RANK_BELOW
+
+
+def is_open(record: Communication) -> bool:
+    """Whether `reconcile` still has to ask Twilio about ``record``.
+
+    An outbound record is open while it is not final (`is_final`: a
+    message ``pending``, ``unknown`` or unlisted, ``accepted``,
+    ``scheduled``, ``queued``, ``sending``, ``sent``; a call below
+    ``completed``, or ``completed`` and owing its recording), and once final
+    until reconcile has fetched it (``reconciled``) when it has a SID and no
+    price: Twilio's callbacks carry no price, so that fetch is where the cost
+    comes from. Inbound records are never open.
 
     New in 0.2.0.
     """
     if record.direction != "outbound":
         return False
-    if record.channel == Channel.CALL:
-        rank = CALL_STATUS_RANKS.get(record.status, _UNLISTED_RANK)
-        if rank < _OPEN_CALL_RANK_BELOW:
-            return True
-        return (
-            record.status == "completed"
-            and record.recording_requested
-            and record.recording_sid is None
-        )
-    return MESSAGE_STATUS_RANKS.get(record.status, _UNLISTED_RANK) < _OPEN_MESSAGE_RANK_BELOW
+    if not is_final(record):
+        return True
+    return record.twilio_sid is not None and record.price is None and not record.reconciled
 
 
 def status_rank(channel: Channel | str, status: str) -> int:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,14 @@ from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import run_async
 from servio_twilio.sending.async_transport import AsyncRetryingHttpClient
 from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
+from servio_twilio.sending.costs import read_costs
 from servio_twilio.sending.engines import TaskEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
 from servio_twilio.sending.policy import SendPolicy
 from servio_twilio.sending.ratelimit import TokenBucket
-from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
+from servio_twilio.sending.reconcile import reconcile
+from servio_twilio.sending.results import BatchReport, HealthReport, ReconcileReport, SendResult
 from servio_twilio.sending.send_core import (
     SendCore,
     check_collaborators,
@@ -291,6 +294,40 @@ class AsyncCommunicationsClient:
     async def health(self) -> HealthReport:
         """Check the account, the sender and storage; see `CommunicationsClient.health`."""
         return await run_async(check_health(self.settings), self._targets)
+
+    async def reconcile(
+        self,
+        *,
+        older_than: timedelta = timedelta(minutes=10),
+        limit: int = 500,
+        not_sent_after: timedelta = timedelta(hours=1),
+        max_age: timedelta = timedelta(days=7),
+        max_concurrency: int = 10,
+    ) -> ReconcileReport:
+        """Settle the records whose callbacks never came; see `CommunicationsClient.reconcile`.
+
+        The records are checked as tasks, up to ``max_concurrency`` at once.
+
+        New in 0.2.0.
+        """
+        steps = reconcile(
+            clock=self._core.clock,
+            older_than=older_than,
+            limit=limit,
+            not_sent_after=not_sent_after,
+            max_age=max_age,
+            max_concurrency=max_concurrency,
+        )
+        targets = dict(self._targets)
+        targets["engine"] = TaskEngine(targets)
+        return await run_async(steps, targets)
+
+    async def costs(self, prospect_id: str, *, since: datetime | None = None) -> dict[str, Decimal]:
+        """What Twilio charged for a prospect, per currency; see `CommunicationsClient.costs`.
+
+        New in 0.2.0.
+        """
+        return await run_async(read_costs(prospect_id, since=since), self._targets)
 
 
 def _awaiting_limiter(limiter: SendLimiter | None) -> Any:

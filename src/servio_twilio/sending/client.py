@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import run
 from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
+from servio_twilio.sending.costs import read_costs
 from servio_twilio.sending.engines import ThreadEngine
 from servio_twilio.sending.health import check_health, mask_sid
 from servio_twilio.sending.limiter import SendLimiter
 from servio_twilio.sending.policy import SendPolicy
 from servio_twilio.sending.ratelimit import TokenBucket
-from servio_twilio.sending.results import BatchReport, HealthReport, SendResult
+from servio_twilio.sending.reconcile import reconcile
+from servio_twilio.sending.results import BatchReport, HealthReport, ReconcileReport, SendResult
 from servio_twilio.sending.send_core import (
     SendCore,
     check_collaborators,
@@ -335,3 +338,70 @@ class CommunicationsClient:
         New in 0.1.0.
         """
         return run(check_health(self.settings), self._targets)
+
+    def reconcile(
+        self,
+        *,
+        older_than: timedelta = timedelta(minutes=10),
+        limit: int = 500,
+        not_sent_after: timedelta = timedelta(hours=1),
+        max_age: timedelta = timedelta(days=7),
+        max_concurrency: int = 10,
+    ) -> ReconcileReport:
+        """Settle the records whose callbacks never came, from Twilio's API; never resends.
+
+        Finds up to ``limit`` open records (a message ``pending``,
+        ``unknown``, ``accepted``, ``scheduled``, ``queued``, ``sending`` or
+        ``sent``; a call not yet ``completed``, or ``completed`` and owing
+        the recording it was made with), newest first, whose ``timestamp``
+        is older than ``older_than`` and younger than ``max_age``. Checks
+        each with Twilio, up to ``max_concurrency`` at once: a record with a
+        SID is fetched (with its recordings, for such a call); one without
+        (its create's answer never came) is looked up in Twilio's list of
+        messages or calls by ``To``, ``From`` and day, matched by body (a
+        call: by start time, within a minute). What Twilio says is merged
+        through the status rules, as a callback would be: nothing regresses
+        and a callback landing meanwhile is kept, so two runs at once give
+        the same records. A record without SID that Twilio does not list
+        and older than ``not_sent_after`` becomes ``failed`` (``not sent:
+        Twilio has no such message``).
+
+        Returns a `ReconcileReport`; a record Twilio or storage could not
+        answer for is in its ``failed`` list (the run goes on).
+
+        Raises:
+            InvalidArgument: (a ``ValueError``) ``limit`` outside 1..1000,
+                ``max_concurrency`` below 1, a negative duration, or
+                ``max_age`` not longer than ``older_than``.
+            RepositoryError: the open records could not be read.
+
+        New in 0.2.0.
+        """
+        steps = reconcile(
+            clock=self._core.clock,
+            older_than=older_than,
+            limit=limit,
+            not_sent_after=not_sent_after,
+            max_age=max_age,
+            max_concurrency=max_concurrency,
+        )
+        targets = dict(self._targets)
+        targets["engine"] = ThreadEngine(targets)
+        return run(steps, targets)
+
+    def costs(self, prospect_id: str, *, since: datetime | None = None) -> dict[str, Decimal]:
+        """What Twilio charged for a prospect's communications, per currency.
+
+        Sums the ``price`` Twilio reported on each record (as a positive
+        ``Decimal``, exactly) by ``price_unit`` (``{"USD": Decimal("0.0150")}``),
+        over the records whose ``timestamp`` is at or after ``since`` (all
+        when None). Records with no price yet (Twilio prices a message once
+        it is sent; `reconcile` fetches it) count nothing.
+
+        Raises:
+            InvalidArgument: (a ``ValueError``) an empty ``prospect_id`` or a naive ``since``.
+            RepositoryError: storage failed.
+
+        New in 0.2.0.
+        """
+        return run(read_costs(prospect_id, since=since), self._targets)

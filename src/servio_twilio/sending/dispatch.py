@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import attrs
 
@@ -33,6 +35,7 @@ __all__ = [
     "OPTED_OUT_SOURCE",
     "TwilioAnswer",
     "ask_twilio",
+    "charge_of",
     "dispatch",
     "log_unstored",
     "merge_answer",
@@ -63,6 +66,9 @@ class TwilioAnswer:
     from_: str | None = None
     error: str | None = None
     error_code: int | None = None
+    price: str | None = None
+    price_unit: str | None = None
+    num_segments: int | None = None
     failure: TwilioAPIError | SendOutcomeUnknown | None = None
 
 
@@ -101,7 +107,7 @@ def ask_twilio(prepared: PreparedSend) -> Steps[TwilioAnswer]:
     status = str(instance.status) if instance.status is not None else UNKNOWN
     answered_from = getattr(instance, "from_", None) or getattr(instance, "_from", None)
     sender = _strip_prefix(answered_from) or record.from_
-    return TwilioAnswer(status=status, sid=sid, from_=sender)
+    return TwilioAnswer(status=status, sid=sid, from_=sender, **charge_of(instance))
 
 
 def merge_answer(answer: TwilioAnswer, now: datetime) -> Callable[[Communication], Communication]:
@@ -115,6 +121,9 @@ def merge_answer(answer: TwilioAnswer, now: datetime) -> Callable[[Communication
             twilio_sid=answer.sid,
             error=answer.error,
             error_code=answer.error_code,
+            price=answer.price,
+            price_unit=answer.price_unit,
+            num_segments=answer.num_segments,
         )
         if answer.from_ and not updated.from_:
             updated = replace(updated, from_=answer.from_, updated_at=now)
@@ -195,6 +204,40 @@ def dispatch(
     if consent:
         yield from opt_out_refused(prepared, answer)
     return result_of(prepared, answer, merged)
+
+
+def charge_of(instance: object) -> dict[str, Any]:
+    """``price``, ``price_unit`` and ``num_segments`` of a Twilio instance, those it has.
+
+    The price stays the decimal string Twilio wrote (``"-0.00750"``); a
+    value that is not one (absent, None, unreadable) is left out.
+    """
+    charge: dict[str, Any] = {}
+    price = getattr(instance, "price", None)
+    if isinstance(price, str | int | float) and not isinstance(price, bool):
+        text = str(price).strip()
+        if _is_decimal(text):
+            charge["price"] = text
+    unit = getattr(instance, "price_unit", None)
+    if isinstance(unit, str) and unit.strip():
+        charge["price_unit"] = unit.strip().upper()
+    segments = getattr(instance, "num_segments", None)
+    if isinstance(segments, str | int) and not isinstance(segments, bool):
+        try:
+            count = int(segments)
+        except ValueError:
+            count = -1
+        if count >= 0:
+            charge["num_segments"] = count
+    return charge
+
+
+def _is_decimal(text: str) -> bool:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return False
+    return value.is_finite()
 
 
 def _strip_prefix(value: object) -> str | None:

@@ -187,6 +187,7 @@ def prepare_call(
         number=number,
         sender=settings.phone_number,
         prospect_id=prospect_id,
+        recording_requested=record,
     )
 
 
@@ -202,6 +203,7 @@ def _pending(
     prospect_id: str | None,
     text: str | None = None,
     media: tuple[str, ...] = (),
+    recording_requested: bool = False,
 ) -> PreparedSend:
     """The send with its pending record."""
     record = Communication(
@@ -213,6 +215,7 @@ def _pending(
         body=text,
         media_url=media[0] if media else None,
         media_urls=media,
+        recording_requested=recording_requested,
         timestamp=now,
         created_at=now,
         updated_at=now,

@@ -21,6 +21,8 @@ __all__ = [
     "HealthCheck",
     "HealthReport",
     "OutboundMessage",
+    "ReconcileFailure",
+    "ReconcileReport",
     "SendResult",
 ]
 
@@ -241,3 +243,62 @@ class HealthReport:
         data = to_json_dict(self)
         data["checks"] = [check.to_dict() for check in self.checks]
         return data
+
+
+@attrs.frozen(kw_only=True)
+class ReconcileFailure:
+    """A record `reconcile` could not check, and why (Twilio or storage failed).
+
+    New in 0.2.0.
+    """
+
+    communication_id: str
+    reason: str
+
+    __get_pydantic_core_schema__ = pydantic_output_schema
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return to_json_dict(self)
+
+
+def _failure_list(failures: Iterable[ReconcileFailure]) -> list[ReconcileFailure]:
+    return list(failures)
+
+
+@attrs.frozen(kw_only=True)
+class ReconcileReport:
+    """What one `reconcile` run did with the open records it found.
+
+    ``examined`` open records, each counted once: ``settled`` (now final),
+    ``still_open`` (Twilio has not finished with them, or a record without
+    SID not found yet and younger than ``not_sent_after``), ``not_sent``
+    (Twilio has no such message or call: now ``failed``) or in ``failed``
+    (could not be checked, with the reason). ``ok`` is True when every
+    record could be checked.
+
+    New in 0.2.0.
+    """
+
+    examined: int
+    settled: int
+    still_open: int
+    not_sent: int
+    failed: list[ReconcileFailure] = attrs.field(converter=_failure_list)
+
+    __get_pydantic_core_schema__ = pydantic_output_schema
+
+    @property
+    def ok(self) -> bool:
+        """Whether every examined record could be checked."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "examined": self.examined,
+            "settled": self.settled,
+            "still_open": self.still_open,
+            "not_sent": self.not_sent,
+            "failed": [failure.to_dict() for failure in self.failed],
+        }

@@ -41,13 +41,13 @@ def to_document(communication: Communication) -> dict[str, Any]:
     ``statusRank``, ``open``, ``mediaUrls`` and the three timestamps are
     always written (``prospectId`` may be null); every other field only when
     it has a value, so ``twilioSid`` is absent while the record is pending and
-    ``recordingRequested`` is written only when true. ``mediaUrl`` is
+    ``recordingRequested`` and ``reconciled`` are written only when true. ``mediaUrl`` is
     ``media_url``, or the first of ``media_urls`` when that is unset.
     ``open`` is `servio_twilio.domain.status.is_open` of the record (derived:
     `from_document` ignores it); ``price`` is kept as the string given.
 
     New in 0.1.0. Changed in 0.2.0: ``open``, ``recordingRequested``,
-    ``price``, ``priceUnit``, ``numSegments``.
+    ``price``, ``priceUnit``, ``numSegments``, ``reconciled``.
     """
     c = communication
     media_url = c.media_url if c.media_url is not None else next(iter(c.media_urls), None)
@@ -79,6 +79,7 @@ def to_document(communication: Communication) -> dict[str, Any]:
         "price": c.price,
         "priceUnit": c.price_unit,
         "numSegments": c.num_segments,
+        "reconciled": True if c.reconciled else None,
     }
     document.update({key: value for key, value in optional.items() if value is not None})
     return document
@@ -90,7 +91,7 @@ STORED_FIELDS: Final = frozenset(
         *("twilioSid", "status", "statusRank", "duration", "recordingDuration"),
         *("recordingUrl", "recordingSid", "error", "errorCode"),
         *("timestamp", "createdAt", "updatedAt"),
-        *("open", "recordingRequested", "price", "priceUnit", "numSegments"),
+        *("open", "recordingRequested", "price", "priceUnit", "numSegments", "reconciled"),
     }
 )
 """The fields `to_document` owns; a repository keeps any other field a document has."""
@@ -109,13 +110,13 @@ def from_document(
     strings or JavaScript milliseconds as times. Missing ``createdAt`` and
     ``updatedAt`` take ``timestamp``; a missing ``timestamp`` takes
     ``createdAt``, else ``updatedAt``, else ``fallback_time`` (the document's
-    create time), else the Unix epoch. A missing ``recordingRequested`` reads
-    as false, missing ``price``, ``priceUnit`` and ``numSegments`` as None;
+    create time), else the Unix epoch. A missing ``recordingRequested`` or
+    ``reconciled`` reads as false, missing ``price``, ``priceUnit`` and ``numSegments`` as None;
     ``open`` is not read (it is derived from the rest). A document that still
     cannot be read raises `RepositoryError` naming it.
 
     New in 0.1.0. Changed in 0.2.0: ``recordingRequested``, ``price``,
-    ``priceUnit``, ``numSegments``.
+    ``priceUnit``, ``numSegments``, ``reconciled``.
     """
     try:
         raw_to = _text(data.get("to")) or ""
@@ -153,6 +154,7 @@ def from_document(
             price=_text(data.get("price")),
             price_unit=_text(data.get("priceUnit")),
             num_segments=stored_integer(data.get("numSegments")),
+            reconciled=data.get("reconciled") is True,
         )
     except (TypeError, ValueError) as exc:
         raise RepositoryError(
