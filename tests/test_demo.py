@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from servio_twilio import demo
@@ -109,3 +111,47 @@ class TestDemoCommand:
         with pytest.raises(SystemExit):
             main(["--help"])
         assert "demo" in capsys.readouterr().out
+
+
+class TestServe:
+    def test_serve_keeps_the_webhook_app_and_a_console_until_ctrl_c(self) -> None:
+        """``demo --serve`` prints the report, then a console URL and a one-time password;
+        the console answers with them (and 401 without), shows the demo's records, and
+        Ctrl-C ends the process with exit 0."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "servio_twilio", "demo", "--serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                if line.startswith("Serving until Ctrl-C"):
+                    break
+            text = "".join(lines)
+            assert "History of prospect_123 (newest first)" in text
+            [console_line] = [line for line in lines if line.startswith("Console:")]
+            url = console_line.split()[1]
+            password = console_line.rsplit("password ", 1)[1].rstrip(")\n")
+            assert url.startswith("http://127.0.0.1:")
+            assert url.endswith("/console/")
+            assert httpx.get(url, timeout=10).status_code == 401
+            overview = httpx.get(url, auth=("demo", password), timeout=10)
+            assert overview.status_code == 200
+            assert 'id="chart"' in overview.text
+            prospect = httpx.get(
+                url + "prospects/prospect_123", auth=("demo", password), timeout=10
+            )
+            assert prospect.status_code == 200
+            assert "not sent: Twilio has no such message" in prospect.text
+            assert "+5511999999999" not in prospect.text  # masked
+            assert "0.03380 USD" in prospect.text
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

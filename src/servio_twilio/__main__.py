@@ -29,6 +29,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="write the results as one JSON document on stdout (logs go to stderr)",
     )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep the webhook app and an operator console (at /console, with a "
+        "one-time password) running until Ctrl-C; needs servio-twilio[console]",
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the port to serve on with --serve (default: a free one)",
+    )
     reconcile = commands.add_parser(
         "reconcile",
         help="settle records whose callbacks never came, from Twilio's API (a job or cron)",
@@ -81,7 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from servio_twilio.demo import run_demo  # noqa: PLC0415 - keeps --help instant
 
-    return run_demo(json_output=args.json, stdout=sys.stdout, stderr=sys.stderr)
+    return run_demo(
+        json_output=args.json,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+        serve=args.serve,
+        port=args.port,
+    )
 
 
 if __name__ == "__main__":

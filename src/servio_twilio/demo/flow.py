@@ -94,8 +94,23 @@ def _settings(base_url: str) -> TwilioSettings:
     )
 
 
-def run_flow(clock: DemoClock, repository: InMemoryRepository) -> dict[str, Any]:
-    """Run the whole story on a new `FakeTwilio` and ``repository``; the results, checked."""
+ServeMore = Callable[[str, Callable[[str, Any], None], dict[str, Any]], None]
+"""What ``--serve`` does once the story is checked: given the base URL, a way to
+mount another WSGI app beside the webhook app, and the results; returns when done."""
+
+
+def run_flow(
+    clock: DemoClock,
+    repository: InMemoryRepository,
+    *,
+    serve_more: ServeMore | None = None,
+    port: int = 0,
+) -> dict[str, Any]:
+    """Run the whole story on a new `FakeTwilio` and ``repository``; the results, checked.
+
+    With ``serve_more``, the webhook server (on ``port``, else a free one)
+    stays up while it runs, after the checks.
+    """
     fake = FakeTwilio(clock=clock)
     replies: list[str] = []
 
@@ -110,7 +125,7 @@ def run_flow(clock: DemoClock, repository: InMemoryRepository) -> dict[str, Any]
     def host(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         return holder["app"](environ, start_response)
 
-    with serve(host) as base_url:
+    with serve(host, port) as base_url:
         settings = _settings(base_url)
         webhook_app = make_wsgi_app(settings=settings, repository=repository, on_inbound=on_inbound)
         holder["app"] = mount_wsgi(not_found, MOUNT, webhook_app)
@@ -129,20 +144,26 @@ def run_flow(clock: DemoClock, repository: InMemoryRepository) -> dict[str, Any]
         history = client.history(PROSPECT)
         events = {c.id: client.events(c.id) for c in history if c.id is not None}
         costs = client.costs(PROSPECT)
+        check(history, report, replies)
+        check_reconciled(reconciled, report, repository, unknown)
+        result = {
+            "webhook_url": base_url + MOUNT,
+            "prospect_id": PROSPECT,
+            "sent": [r.to_dict() for r in (sms, whatsapp, call)],
+            "callbacks": [d.to_dict() for d in twilio.deliveries],
+            "history": [c.to_dict() for c in history],
+            "events_kept": {cid: len(kept) for cid, kept in events.items()},
+            "batch": report.to_dict(),
+            "reconcile": [r.to_dict() for r in reconciled],
+            "costs": {currency: str(amount) for currency, amount in costs.items()},
+        }
+        if serve_more is not None:
 
-    check(history, report, replies)
-    check_reconciled(reconciled, report, repository, unknown)
-    return {
-        "webhook_url": base_url + MOUNT,
-        "prospect_id": PROSPECT,
-        "sent": [r.to_dict() for r in (sms, whatsapp, call)],
-        "callbacks": [d.to_dict() for d in twilio.deliveries],
-        "history": [c.to_dict() for c in history],
-        "events_kept": {cid: len(kept) for cid, kept in events.items()},
-        "batch": report.to_dict(),
-        "reconcile": [r.to_dict() for r in reconciled],
-        "costs": {currency: str(amount) for currency, amount in costs.items()},
-    }
+            def mount(prefix: str, app: Any) -> None:
+                holder["app"] = mount_wsgi(holder["app"], prefix, app)
+
+            serve_more(base_url, mount, result)
+    return result
 
 
 def _send(client: CommunicationsClient) -> tuple[SendResult, SendResult, SendResult, BatchReport]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any, TextIO
 
@@ -130,8 +131,20 @@ def render(result: dict[str, Any], elapsed: float) -> str:
     )
 
 
-def run_demo(*, json_output: bool, stdout: TextIO, stderr: TextIO) -> int:
-    """Run the demo; print a report (or one JSON document) and return the exit status."""
+def run_demo(
+    *,
+    json_output: bool,
+    stdout: TextIO,
+    stderr: TextIO,
+    serve: bool = False,
+    port: int = 0,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run the demo; print a report (or one JSON document) and return the exit status.
+
+    With ``serve``, the webhook app and a console stay up on ``port`` (a free
+    one when 0) after the report, until Ctrl-C or ``stop`` is set.
+    """
     handler = logging.StreamHandler(stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     package_log = logging.getLogger("servio_twilio")
@@ -139,9 +152,26 @@ def run_demo(*, json_output: bool, stdout: TextIO, stderr: TextIO) -> int:
     previous_level = package_log.level
     package_log.setLevel(logging.INFO if not json_output else logging.WARNING)
     started = time.perf_counter()
+    repository = InMemoryRepository()
+    printed: list[float] = []
+
+    def report_then_serve(base_url: str, mount: Any, result: dict[str, Any]) -> None:
+        printed.append(time.perf_counter() - started)
+        _print(result, printed[0], json_output, stdout)
+        from servio_twilio.demo.serve import console_server  # noqa: PLC0415 - needs jinja2
+
+        console_server(repository, stdout, stop or threading.Event())(base_url, mount, result)
+
     try:
-        clock = flow.DemoClock()
-        result = flow.run_flow(clock, InMemoryRepository())
+        result = flow.run_flow(
+            flow.DemoClock(),
+            repository,
+            serve_more=report_then_serve if serve else None,
+            port=port,
+        )
+    except KeyboardInterrupt:
+        stderr.write("stopped\n")
+        return 0
     except Exception as exc:  # any failure is the demo's answer, with its reason
         log.error("demo failed: %s: %s", type(exc).__name__, exc)
         print(f"demo failed: {exc}", file=stderr)
@@ -149,11 +179,16 @@ def run_demo(*, json_output: bool, stdout: TextIO, stderr: TextIO) -> int:
     finally:
         package_log.removeHandler(handler)
         package_log.setLevel(previous_level)
-    elapsed = time.perf_counter() - started
+    if not printed:
+        _print(result, time.perf_counter() - started, json_output, stdout)
+    return 0
+
+
+def _print(result: dict[str, Any], elapsed: float, json_output: bool, stdout: TextIO) -> None:
     if json_output:
         result["elapsed_seconds"] = round(elapsed, 3)
         json.dump(result, stdout, ensure_ascii=False, indent=2)
         stdout.write("\n")
     else:
         stdout.write(render(result, elapsed) + "\n")
-    return 0
+    stdout.flush()
