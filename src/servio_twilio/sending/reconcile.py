@@ -29,8 +29,8 @@ message`` (or call); younger, it stays open for the next run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -42,25 +42,27 @@ from servio_twilio.domain.errors import (
     TwilioAPIError,
 )
 from servio_twilio.domain.models import Channel, Communication, replace
-from servio_twilio.domain.phone_text import WHATSAPP_PREFIX, mask_phone_numbers
+from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.domain.status import advance, is_final, is_open
 from servio_twilio.domain.steps import Call, Steps
-from servio_twilio.sending.dispatch import charge_of
 from servio_twilio.sending.results import ReconcileFailure, ReconcileReport
+from servio_twilio.sending.twilio_facts import (
+    candidates,
+    days_to_list,
+    observed,
+    recording_fields,
+    twilio_address,
+)
 from servio_twilio.storage.repository import MAX_HISTORY_LIMIT
 
-__all__ = ["MATCH_WINDOW", "NOT_SENT_ERROR", "Finding", "reconcile"]
+__all__ = ["NOT_SENT_ERROR", "Finding", "reconcile"]
 
 _log = logging.getLogger("servio_twilio.reconcile")
-
-MATCH_WINDOW = timedelta(minutes=1)
-"""How far a listed call's start time may be from a record's ``timestamp`` to match it."""
 
 NOT_SENT_ERROR = "not sent: Twilio has no such {noun}"
 """The error of a record Twilio has no trace of (``{noun}``: message or call)."""
 
 _FAILED = "failed"
-_MIDNIGHT_MARGIN = timedelta(minutes=10)
 _MERGE_GROUP_MIN = 10
 
 
@@ -221,10 +223,10 @@ def _fetch(record: Communication, now: datetime) -> Steps[Finding]:
     assert sid is not None
     kind = _kind(record)
     instance = yield Call("twilio", "fetch", (kind, sid))
-    observation = _observed(kind, instance)
+    observation = observed(kind, instance)
     if kind == "call" and _owes_recording(record, observation.get("status")):
         listed = yield Call("twilio", "recordings", (sid,))
-        observation.update(_recording(listed))
+        observation.update(recording_fields(listed))
     return Finding(
         communication_id=record.id or "",
         outcome="checked",
@@ -235,12 +237,12 @@ def _fetch(record: Communication, now: datetime) -> Steps[Finding]:
 def _look_up(record: Communication, now: datetime, not_sent_after: timedelta) -> Steps[Finding]:
     kind = _kind(record)
     cid = record.id or ""
-    to, from_ = _twilio_address(record, record.to), _twilio_address(record, record.from_)
+    to, from_ = twilio_address(record, record.to), twilio_address(record, record.from_)
     listed: list[Any] = []
-    for day in _days(record.timestamp):
+    for day in days_to_list(record.timestamp):
         page = yield Call("twilio", "list_sent", (kind,), {"to": to, "from_": from_, "day": day})
         listed.extend(page)
-    for candidate in _candidates(record, kind, listed):
+    for candidate in candidates(record, kind, listed):
         sid = candidate.sid
         holder: Communication | None = yield Call("repository", "find_by_sid", (sid,))
         if holder is not None and holder.id != record.id:
@@ -248,33 +250,13 @@ def _look_up(record: Communication, now: datetime, not_sent_after: timedelta) ->
         return Finding(
             communication_id=cid,
             outcome="checked",
-            update=_settle(sid, _observed(kind, candidate), now),
+            update=_settle(sid, observed(kind, candidate), now),
             sid=sid,
         )
     if now - record.timestamp < not_sent_after:
         return Finding(communication_id=cid, outcome="open")
     noun = "call" if kind == "call" else "message"
     return Finding(communication_id=cid, outcome="not_sent", update=_not_sent(noun, now))
-
-
-def _observed(kind: str, instance: Any) -> dict[str, Any]:
-    """What a fetched or listed Twilio instance says, as `advance` keywords."""
-    observation: dict[str, Any] = charge_of(instance)
-    status = getattr(instance, "status", None)
-    if isinstance(status, str) and status:
-        observation["status"] = status
-    code = getattr(instance, "error_code", None)
-    if isinstance(code, int | str) and not isinstance(code, bool) and str(code).isdigit():
-        observation["error_code"] = int(code)
-        message = getattr(instance, "error_message", None)
-        observation["error"] = (
-            message if isinstance(message, str) and message else (f"Twilio error {int(code)}")
-        )
-    if kind == "call":
-        duration = _seconds(getattr(instance, "duration", None))
-        if duration is not None:
-            observation["duration"] = duration
-    return observation
 
 
 def _settle(
@@ -310,94 +292,8 @@ def _owes_recording(record: Communication, status: object) -> bool:
     )
 
 
-def _recording(listed: Sequence[Any]) -> dict[str, Any]:
-    """The fields a completed recording callback would set, from the call's recordings."""
-    for recording in listed:
-        if getattr(recording, "status", "completed") not in (None, "completed"):
-            continue
-        sid = getattr(recording, "sid", None)
-        if not isinstance(sid, str) or not sid:
-            continue
-        fields: dict[str, Any] = {"recording_sid": sid}
-        uri = getattr(recording, "uri", None)
-        if isinstance(uri, str) and uri:
-            fields["recording_url"] = _recording_url(uri)
-        duration = _seconds(getattr(recording, "duration", None))
-        if duration is not None:
-            fields["recording_duration"] = duration
-        return fields
-    return {}
-
-
-def _recording_url(uri: str) -> str:
-    """Twilio's ``uri`` (``/2010-04-01/.../RE....json``) as a callback's ``RecordingUrl``."""
-    path = uri.removesuffix(".json")
-    return path if path.startswith("https://") else f"https://api.twilio.com{path}"
-
-
-def _candidates(record: Communication, kind: str, listed: Sequence[Any]) -> Iterator[Any]:
-    """The listed instances that may be ``record``'s, the likeliest first."""
-    matching = []
-    for instance in listed:
-        sid = getattr(instance, "sid", None)
-        if not isinstance(sid, str) or not sid:
-            continue
-        when = _when(instance, kind)
-        if kind == "call":
-            if when is None or abs(when - record.timestamp) > MATCH_WINDOW:
-                continue
-        elif not _same_body(record.body, getattr(instance, "body", None)):
-            continue
-        distance = abs(when - record.timestamp) if when is not None else timedelta.max
-        matching.append((distance, sid, instance))
-    matching.sort(key=lambda match: (match[0], match[1]))
-    for _, _, instance in matching:
-        yield instance
-
-
-def _same_body(ours: str | None, theirs: object) -> bool:
-    if not isinstance(theirs, str):
-        return False
-    ours = ours or ""
-    # A trial account prefixes its own text: the body we sent is the end of Twilio's.
-    return theirs == ours or (bool(ours) and theirs.endswith(ours))
-
-
-def _when(instance: Any, kind: str) -> datetime | None:
-    names = ("start_time", "date_created") if kind == "call" else ("date_created", "date_sent")
-    for name in names:
-        value = getattr(instance, name, None)
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value
-    return None
-
-
-def _days(timestamp: datetime) -> list[date]:
-    """The UTC day of ``timestamp``, and the next one when it is close to midnight."""
-    days = [timestamp.date()]
-    if (timestamp + _MIDNIGHT_MARGIN).date() != days[0]:
-        days.append(days[0] + timedelta(days=1))
-    return days
-
-
-def _twilio_address(record: Communication, number: str) -> str | None:
-    if not number:
-        return None  # a messaging service picked the sender: list by To alone
-    return WHATSAPP_PREFIX + number if record.channel == Channel.WHATSAPP else number
-
-
 def _kind(record: Communication) -> str:
     return "call" if record.channel == Channel.CALL else "message"
-
-
-def _seconds(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def _reason(exc: ServioTwilioError) -> str:
