@@ -101,19 +101,7 @@ def render(result: dict[str, Any], elapsed: float) -> str:
             f"the callbacks of batch items {lost} lost on purpose",
             "",
             f"History of {result['prospect_id']} (newest first)",
-            table(
-                history_rows,
-                [
-                    "time (UTC)",
-                    "channel",
-                    "direction",
-                    "to",
-                    "status",
-                    "price",
-                    "events",
-                    "details",
-                ],
-            ),
+            table(history_rows, _HISTORY_HEADERS),
             f"Cost of {result['prospect_id']}: {costs or 'nothing yet'}",
             "",
             f"Batch report: {batch['succeeded']} of {batch['total']} sent, "
