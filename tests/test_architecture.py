@@ -24,10 +24,11 @@ PRODUCT_LAYERS = {
     "storage": {"domain", "storage"},
     "sending": {"domain", "storage", "sending"},
     "webhooks": {"domain", "storage", "webhooks"},
+    "console": {"domain", "storage", "sending", "console"},
     "__init__": {"domain", "storage", "sending", "webhooks"},
     "firestore": {"storage"},
 }
-KIT = {"testing", "demo", "__main__"}
+KIT = {"testing", "demo", "__main__", "reconcile_command"}
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -208,7 +209,9 @@ class TestThePackage:
         assert top == {
             "__init__.py",
             "__main__.py",
-            "demo.py",
+            "console",
+            "demo",
+            "reconcile_command.py",
             "domain",
             "firestore.py",
             "py.typed",

@@ -16,7 +16,12 @@ import servio_twilio.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 # The documented import paths; every other module is internal.
-PUBLIC_PATHS = ("servio_twilio", "servio_twilio.firestore", "servio_twilio.testing")
+PUBLIC_PATHS = (
+    "servio_twilio",
+    "servio_twilio.firestore",
+    "servio_twilio.testing",
+    "servio_twilio.console",
+)
 # Logger names are stable channels that the docs name, not import paths.
 LOGGER_NAMES = {
     "servio_twilio.batch",
@@ -25,6 +30,11 @@ LOGGER_NAMES = {
     "servio_twilio.verifier",
     "servio_twilio.webhook",
 }
+# OpenTelemetry span, metric and attribute names (docs: telemetry) are names, not import paths.
+TELEMETRY_NAME = re.compile(
+    r"servio_twilio\.(batch|callbacks?|channel|communication_id|error_code|outcome|reconcile"
+    r"|records|route|sends?|signature_failures)(\.\w+)*"
+)
 
 # Every name DESIGN.md documents as exported from `servio_twilio`, with the
 # module it lives in.
@@ -104,6 +114,8 @@ ADDED_EXPORTS = {
     "replace": "servio_twilio.domain.models",
     # the checks and ordering a repository of your own shares (docs: custom repository)
     "check_history_args": "servio_twilio.storage.repository",
+    "check_page_args": "servio_twilio.storage.repository",
+    "check_count_args": "servio_twilio.storage.repository",
     "check_update_result": "servio_twilio.storage.repository",
     "timestamp_order": "servio_twilio.storage.repository",
     # the async client's default, over an InMemoryRepository (docs: async)
@@ -123,6 +135,17 @@ ADDED_EXPORTS = {
     "AsyncSendLimiter": "servio_twilio.sending.limiter",
     # what rate_per_second accepts: TokenBucket, SharedRateLimit (docs: batches)
     "RateLimit": "servio_twilio.sending.ratelimit",
+    # what reconcile returns, and the record it could not check (DESIGN "A record that stays
+    # true" names ReconcileReport; docs: reconcile)
+    "ReconcileReport": "servio_twilio.sending.results",
+    "ReconcileFailure": "servio_twilio.sending.results",
+    # which records reconcile looks at, and which are final (docs: reconcile)
+    "is_open": "servio_twilio.domain.status",
+    "is_final": "servio_twilio.domain.status",
+    # what CommunicationRepository.count_by_day returns (docs: custom repository)
+    "DayCount": "servio_twilio.domain.models",
+    # spans and metrics to providers that are not OpenTelemetry's globals (docs: telemetry)
+    "configure_telemetry": "servio_twilio.domain.otel",
 }
 PUBLIC_EXPORTS = {**DESIGN_EXPORTS, **ADDED_EXPORTS}
 
@@ -217,6 +240,25 @@ class TestTestingExports:
             assert name not in servio_twilio.__all__
 
 
+CONSOLE_EXPORTS = {
+    "make_asgi_app": "servio_twilio.console.asgi",
+    "make_wsgi_app": "servio_twilio.console.wsgi",
+    "basic_auth": "servio_twilio.console.auth",
+    "ConsoleRequest": "servio_twilio.console.http",
+}
+
+
+class TestConsoleExports:
+    def test_all_is_the_documented_names(self) -> None:
+        """``servio_twilio.console.__all__`` is the two apps, basic_auth and ConsoleRequest."""
+        console = importlib.import_module("servio_twilio.console")
+        assert console.__all__ == sorted(CONSOLE_EXPORTS)
+        for name, module in CONSOLE_EXPORTS.items():
+            value = getattr(console, name)
+            assert value is getattr(importlib.import_module(module), name)
+            assert "New in 0.2.0." in (value.__doc__ or ""), name
+
+
 class TestFirestoreExports:
     def test_all_is_the_documented_names(self) -> None:
         """``servio_twilio.firestore.__all__`` is the backend and its document conversion."""
@@ -266,6 +308,8 @@ class TestDocsUsePublicPaths:
             return
         text = doc.read_text(encoding="utf-8")
         for dotted in set(re.findall(r"servio_twilio(?:\.\w+)+", text)) - LOGGER_NAMES:
+            if TELEMETRY_NAME.fullmatch(dotted):
+                continue
             parts = dotted.split(".")
             for cut in range(len(parts), 0, -1):
                 if ".".join(parts[:cut]) in PUBLIC_PATHS:

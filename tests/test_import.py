@@ -19,6 +19,7 @@ HEAVY = [
     "pydantic",
     "pydantic_core",
     "fastapi",
+    "opentelemetry",
 ]
 
 
@@ -49,7 +50,8 @@ class TestImportCost:
         assert loaded["twilio.rest"]
 
     def test_import_loads_no_heavy_dependency(self) -> None:
-        """``import servio_twilio`` loads none of HEAVY (twilio, Firestore, grpc, pydantic...)."""
+        """``import servio_twilio`` loads none of HEAVY (twilio, Firestore, grpc, pydantic,
+        OpenTelemetry...)."""
         loaded = _loaded_after("import servio_twilio")
         assert [name for name, present in loaded.items() if present] == []
 

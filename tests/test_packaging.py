@@ -80,9 +80,33 @@ class TestLicense:
 
 class TestExtras:
     def test_only_the_user_facing_extras(self, distribution_metadata: Any) -> None:
-        """Users are offered ``firestore`` and ``redis`` only: tests, linters and docs are
-        dependency groups of pyproject.toml, not extras of the package."""
-        assert distribution_metadata.get_all("Provides-Extra") == ["firestore", "redis"]
+        """Users are offered ``console``, ``firestore``, ``otel`` and ``redis`` only: tests,
+        linters and docs are dependency groups of pyproject.toml, not extras of the package."""
+        assert distribution_metadata.get_all("Provides-Extra") == [
+            "console",
+            "firestore",
+            "otel",
+            "redis",
+        ]
+
+    def test_console_extra_needs_jinja2(self, distribution_metadata: Any) -> None:
+        """``servio-twilio[console]`` installs Jinja2, which the console's pages need."""
+        extra = [
+            requirement
+            for requirement in distribution_metadata.get_all("Requires-Dist")
+            if "extra == 'console'" in requirement.replace('"', "'")
+        ]
+        assert len(extra) == 1
+        assert extra[0].startswith("jinja2")
+
+    def test_otel_extra_needs_the_opentelemetry_api_only(self, distribution_metadata: Any) -> None:
+        """``servio-twilio[otel]`` installs opentelemetry-api, no SDK: the host picks its own."""
+        extra = [
+            requirement.split(";")[0].replace(" ", "")
+            for requirement in distribution_metadata.get_all("Requires-Dist")
+            if "extra == 'otel'" in requirement.replace('"', "'")
+        ]
+        assert extra == ["opentelemetry-api>=1.20"]
 
     def test_firestore_extra_needs_google_cloud_firestore(self, distribution_metadata: Any) -> None:
         """``servio-twilio[firestore]`` installs google-cloud-firestore."""

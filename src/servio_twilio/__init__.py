@@ -42,11 +42,12 @@ if TYPE_CHECKING:
         TwilioAPIError,
         WebhookVerificationError,
     )
-    from servio_twilio.domain.models import Channel, Communication, Direction, replace
+    from servio_twilio.domain.models import Channel, Communication, DayCount, Direction, replace
+    from servio_twilio.domain.otel import configure_telemetry
     from servio_twilio.domain.phone import normalize_e164
     from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
     from servio_twilio.domain.settings import TwilioSettings
-    from servio_twilio.domain.status import merge_status, status_rank
+    from servio_twilio.domain.status import is_final, is_open, merge_status, status_rank
     from servio_twilio.sending.async_client import AsyncCommunicationsClient
     from servio_twilio.sending.client import CommunicationsClient
     from servio_twilio.sending.limiter import AsyncSendLimiter, InMemorySendLimiter, SendLimiter
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
         HealthCheck,
         HealthReport,
         OutboundMessage,
+        ReconcileFailure,
+        ReconcileReport,
         SendResult,
     )
     from servio_twilio.sending.shared_limits import SharedRateLimit, SharedSendLimiter
@@ -73,7 +76,9 @@ if TYPE_CHECKING:
     from servio_twilio.storage.repository import (
         AsyncCommunicationRepository,
         CommunicationRepository,
+        check_count_args,
         check_history_args,
+        check_page_args,
         check_update_result,
         is_async_repository,
         timestamp_order,
@@ -109,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "Consent": "servio_twilio.domain.consent",
     "ConsentChange": "servio_twilio.domain.consent",
     "ConsentStore": "servio_twilio.storage.consent",
+    "DayCount": "servio_twilio.domain.models",
     "Direction": "servio_twilio.domain.models",
     "DuplicateRecord": "servio_twilio.domain.errors",
     "HealthCheck": "servio_twilio.sending.results",
@@ -122,6 +128,10 @@ _EXPORTS: dict[str, str] = {
     "InvalidSignature": "servio_twilio.domain.errors",
     "LimiterUnavailable": "servio_twilio.domain.errors",
     "MalformedCallback": "servio_twilio.domain.errors",
+    "ReconcileFailure": "servio_twilio.sending.results",
+    "ReconcileReport": "servio_twilio.sending.results",
+    "is_final": "servio_twilio.domain.status",
+    "is_open": "servio_twilio.domain.status",
     "MessageStatusEvent": "servio_twilio.webhooks.events",
     "MissingSignature": "servio_twilio.domain.errors",
     "OutboundMessage": "servio_twilio.sending.results",
@@ -145,8 +155,11 @@ _EXPORTS: dict[str, str] = {
     "TwilioSettings": "servio_twilio.domain.settings",
     "WebhookVerificationError": "servio_twilio.domain.errors",
     "WebhookVerifier": "servio_twilio.webhooks.verifier",
+    "check_count_args": "servio_twilio.storage.repository",
     "check_history_args": "servio_twilio.storage.repository",
+    "check_page_args": "servio_twilio.storage.repository",
     "check_update_result": "servio_twilio.storage.repository",
+    "configure_telemetry": "servio_twilio.domain.otel",
     "is_async_consent_store": "servio_twilio.storage.consent",
     "is_async_repository": "servio_twilio.storage.repository",
     "make_asgi_app": "servio_twilio.webhooks.asgi",
@@ -181,6 +194,7 @@ __all__ = [
     "Consent",
     "ConsentChange",
     "ConsentStore",
+    "DayCount",
     "Direction",
     "DuplicateRecord",
     "HealthCheck",
@@ -201,6 +215,8 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "RecipientOptedOut",
+    "ReconcileFailure",
+    "ReconcileReport",
     "RecordNotFound",
     "RecordingStatusEvent",
     "RepositoryError",
@@ -217,10 +233,15 @@ __all__ = [
     "TwilioSettings",
     "WebhookVerificationError",
     "WebhookVerifier",
+    "check_count_args",
     "check_history_args",
+    "check_page_args",
     "check_update_result",
+    "configure_telemetry",
     "is_async_consent_store",
     "is_async_repository",
+    "is_final",
+    "is_open",
     "make_asgi_app",
     "make_wsgi_app",
     "mask_phone",

@@ -30,7 +30,9 @@ phases, so a batch keeps every rule of a single send:
 
 The report lists every item in input order; nothing raises once validation
 of the arguments has passed, and one worker's failure never loses another's
-result.
+result. Telemetry (`servio_twilio.domain.telemetry`): a span for the batch,
+and a send span under it for each item admission sees, ended with the
+item's outcome where the rules learn it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from servio_twilio.domain import telemetry
 from servio_twilio.domain.errors import (
     BatchTooLarge,
     InvalidArgument,
@@ -50,6 +53,7 @@ from servio_twilio.domain.errors import (
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.status import UNKNOWN, advance
 from servio_twilio.domain.steps import Call, Steps
+from servio_twilio.domain.telemetry import BatchTelemetry, start_batch
 from servio_twilio.sending.dispatch import (
     TwilioAnswer,
     ask_twilio,
@@ -106,14 +110,24 @@ def send_batch(
 
     results: dict[int, BatchItemResult] = {}
     ready: list[tuple[int, PreparedSend]] = []
-    for index, item in enumerate(items):
-        prepared = _prepare(core, index, item, results)
-        if prepared is not None and (yield from _admitted(core, index, prepared, results)):
-            ready.append((index, prepared))
-    if ready and (yield from _write_ahead(core, ready, results)):
-        yield from _dispatch_all(core, ready, results, rated, max_concurrency)
+    observed = start_batch(len(items))
+    try:
+        for index, item in enumerate(items):
+            prepared = _prepare(core, index, item, results)
+            if prepared is not None and (
+                yield from _admitted(core, index, prepared, results, observed)
+            ):
+                ready.append((index, prepared))
+        if ready and (yield from _write_ahead(core, ready, results, observed)):
+            yield from _dispatch_all(
+                core, ready, results, rated, max_concurrency, observed=observed
+            )
+    except BaseException as exc:
+        observed.raised(exc)
+        raise
 
     report = BatchReport.from_items(list(results.values()))
+    observed.finish(succeeded=report.succeeded, failed=report.failed)
     _log.info(
         "batch of %d: %d sent, %d failed (%d not written)",
         report.total, report.succeeded, report.failed,
@@ -176,14 +190,18 @@ def _admitted(
     index: int,
     prepared: PreparedSend,
     results: dict[int, BatchItemResult],
+    observed: BatchTelemetry,
 ) -> Steps[bool]:
     """Admit one item (`SendCore.admit`); a refusal (or a policy or limiter failure) fails it."""
+    item = observed.item(prepared.record.channel, prepared.communication_id)
     try:
         yield from core.admit(prepared)
     except ServioTwilioError as exc:
         error = str(exc)
+        item.raised(exc)
     except Exception as exc:
         error = f"send limiter failed: {type(exc).__name__}: {exc}"
+        item.raised(exc)
     else:
         return True
     results[index] = BatchItemResult(index=index, to=prepared.record.to, ok=False, error=error)
@@ -194,11 +212,14 @@ def _write_ahead(
     core: SendCore,
     ready: list[tuple[int, PreparedSend]],
     results: dict[int, BatchItemResult],
+    observed: BatchTelemetry,
 ) -> Steps[bool]:
     """Store every pending record in one ``add_many``; on failure fail them all, send nothing."""
     try:
         yield Call("repository", "add_many", ([prepared.record for _, prepared in ready],))
     except Exception as exc:
+        for _, prepared in ready:
+            observed.finish_item(prepared.communication_id, telemetry.FAILED, exc)
         reason = str(exc) if isinstance(exc, ServioTwilioError) else f"{type(exc).__name__}: {exc}"
         error = f"not sent: the pending records could not be stored ({reason})"
         _log.error("batch: %s; none of %d messages sent", error, len(ready))
@@ -222,6 +243,8 @@ def _dispatch_all(
     results: dict[int, BatchItemResult],
     rated: bool,
     max_concurrency: int,
+    *,
+    observed: BatchTelemetry,
 ) -> Steps[None]:
     """Send every written item, at most ``max_concurrency`` at once (the ``engine`` target).
 
@@ -233,13 +256,14 @@ def _dispatch_all(
     workers = min(max_concurrency, len(ready))
     group_size = max(MERGE_GROUP_MIN, workers)
     yield Call("twilio", "ensure_pool", (workers,))  # a kept connection per worker: no reconnects
-    jobs = [_ask_one(core, index, prepared, rated) for index, prepared in ready]
+    jobs = [_ask_one(core, index, prepared, rated, observed) for index, prepared in ready]
     answered: list[tuple[int, PreparedSend, TwilioAnswer]] = []
 
     def collect(done: list[tuple[int, Outcome]]) -> None:
         for position, outcome in done:
             index, prepared = ready[position]
             if isinstance(outcome, BaseException):  # a job that raised anyway: a last defence
+                observed.finish_item(prepared.communication_id, telemetry.UNKNOWN, outcome)
                 results[index] = BatchItemResult(
                     index=index,
                     to=prepared.record.to,
@@ -250,6 +274,7 @@ def _dispatch_all(
             elif isinstance(outcome, BatchItemResult):
                 results[index] = outcome
             else:
+                observed.answered(prepared.communication_id, outcome.failure)
                 answered.append((index, prepared, outcome))
 
     yield Call("engine", "start", (jobs, workers))
@@ -271,13 +296,17 @@ def _dispatch_all(
         collect(finished)
         yield from _merge(core, answered, results)
         cancelled = [ready[position][1] for position in never_started]
+        for prepared in cancelled:
+            observed.finish_item(prepared.communication_id, telemetry.FAILED, None)
         yield from _fail_written(
             core, cancelled, "not sent: the batch was interrupted", all_written=True
         )
         raise
 
 
-def _ask_one(core: SendCore, index: int, prepared: PreparedSend, rated: bool) -> Steps[Outcome]:
+def _ask_one(
+    core: SendCore, index: int, prepared: PreparedSend, rated: bool, observed: BatchTelemetry
+) -> Steps[Outcome]:
     """One item's dispatch: wait for the rate cap and call Twilio; never raises.
 
     Twilio's answer, or the item's result when it failed before or outside
@@ -287,6 +316,7 @@ def _ask_one(core: SendCore, index: int, prepared: PreparedSend, rated: bool) ->
         try:
             yield Call("rate", "acquire")
         except Exception as exc:
+            observed.finish_item(prepared.communication_id, telemetry.FAILED, exc)
             error = f"not sent: the rate limiter failed: {type(exc).__name__}: {exc}"
             yield from _fail_written(core, [prepared], error, all_written=True)
             return BatchItemResult(
@@ -299,6 +329,7 @@ def _ask_one(core: SendCore, index: int, prepared: PreparedSend, rated: bool) ->
     try:
         return (yield from ask_twilio(prepared))
     except Exception as exc:
+        observed.finish_item(prepared.communication_id, telemetry.UNKNOWN, exc)
         return (yield from _unexpected(core, index, prepared, exc))
 
 

@@ -45,6 +45,7 @@ from servio_twilio.domain.models import Channel, Communication, replace
 from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.domain.status import advance, is_final, is_open
 from servio_twilio.domain.steps import Call, Steps
+from servio_twilio.domain.telemetry import reconcile_span
 from servio_twilio.sending.results import ReconcileFailure, ReconcileReport
 from servio_twilio.sending.twilio_facts import (
     candidates,
@@ -104,7 +105,38 @@ def reconcile(
     if max_age <= older_than:
         raise InvalidArgument("max_age must be longer than older_than")
 
-    now = clock()
+    with reconcile_span() as observed:
+        report = yield from _run(
+            clock(),
+            older_than=older_than,
+            limit=limit,
+            not_sent_after=not_sent_after,
+            max_age=max_age,
+            max_concurrency=max_concurrency,
+        )
+        observed.record(
+            examined=report.examined,
+            settled=report.settled,
+            still_open=report.still_open,
+            not_sent=report.not_sent,
+            failed=len(report.failed),
+        )
+    _log.info(
+        "reconcile: %d examined, %d settled, %d still open, %d not sent, %d failed",
+        report.examined, report.settled, report.still_open, report.not_sent, len(report.failed),
+    )  # fmt: skip
+    return report
+
+
+def _run(
+    now: datetime,
+    *,
+    older_than: timedelta,
+    limit: int,
+    not_sent_after: timedelta,
+    max_age: timedelta,
+    max_concurrency: int,
+) -> Steps[ReconcileReport]:
     records: list[Communication] = yield Call(
         "repository",
         "communications",
@@ -128,20 +160,21 @@ def reconcile(
     found: list[Finding] = []
     yield Call("engine", "start", (jobs, workers))
     remaining = len(jobs)
-    while remaining:
-        done, remaining = yield Call("engine", "next_done")
-        for position, outcome in done:
-            found.append(_as_finding(records[position], outcome))
-        if len(found) >= group or not remaining:
-            yield from _merge(found, tally)
-            found = []
-            _log.info("reconcile: %d of %d checked", len(records) - remaining, len(records))
-    report = tally.report()
-    _log.info(
-        "reconcile: %d examined, %d settled, %d still open, %d not sent, %d failed",
-        report.examined, report.settled, report.still_open, report.not_sent, len(report.failed),
-    )  # fmt: skip
-    return report
+    try:
+        while remaining:
+            done, remaining = yield Call("engine", "next_done")
+            for position, outcome in done:
+                found.append(_as_finding(records[position], outcome))
+            if len(found) >= group or not remaining:
+                yield from _merge(found, tally)
+                found = []
+                _log.info("reconcile: %d of %d checked", len(records) - remaining, len(records))
+    except BaseException:
+        # Interrupted or cancelled: the checks under way end, the others never start;
+        # what was merged stays merged, the rest waits for the next run.
+        yield Call("engine", "stop")
+        raise
+    return tally.report()
 
 
 @attrs.define

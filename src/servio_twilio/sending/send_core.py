@@ -16,7 +16,9 @@ steps (no I/O of its own), kept apart so a batch can run them in phases:
    consent store (`servio_twilio.sending.dispatch`).
 
 `CommunicationsClient` drives `SendCore.send` with `servio_twilio.domain.steps.run`,
-`AsyncCommunicationsClient` with `servio_twilio.domain.steps.run_async`.
+`AsyncCommunicationsClient` with `servio_twilio.domain.steps.run_async`. Each
+send is observed there, for both clients: a span, counted and timed by its
+outcome (`servio_twilio.domain.telemetry`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from servio_twilio.domain.models import Channel, Communication, parse_channel
 from servio_twilio.domain.phone_text import mask_phone_numbers
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import Call, Steps
+from servio_twilio.domain.telemetry import start_send
 from servio_twilio.sending.checks import check_prospect_id
 from servio_twilio.sending.dispatch import dispatch
 from servio_twilio.sending.policy import SendPolicy
@@ -83,10 +86,18 @@ class SendCore:
         return self.policy is not None and self.policy.consent is not None
 
     def send(self, prepared: PreparedSend) -> Steps[SendResult]:
-        """Admit, write the pending record, call Twilio: one whole send."""
-        yield from self.admit(prepared)
-        yield from write_ahead(prepared)
-        return (yield from dispatch(prepared, clock=self.clock, consent=self.consented))
+        """Admit, write the pending record, call Twilio: one whole send, with its telemetry."""
+        observed = start_send(prepared.record.channel, prepared.communication_id)
+        try:
+            yield from self.admit(prepared)
+            yield from write_ahead(prepared)
+            observed.dispatching()
+            result = yield from dispatch(prepared, clock=self.clock, consent=self.consented)
+        except BaseException as exc:
+            observed.raised(exc)
+            raise
+        observed.sent()
+        return result
 
     def prepare_message(self, channel: Channel, to: str, **options: Any) -> PreparedSend:
         """Validate one SMS or WhatsApp message (options as `prepare_message`); touch nothing."""

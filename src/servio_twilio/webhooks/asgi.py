@@ -24,6 +24,7 @@ from urllib.parse import quote
 from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import run_async
+from servio_twilio.domain.telemetry import callback_span
 from servio_twilio.storage.consent import AsyncConsentStore, ConsentStore
 from servio_twilio.storage.repository import AsyncCommunicationRepository, CommunicationRepository
 from servio_twilio.storage.threads import Threads
@@ -166,10 +167,12 @@ def make_asgi_app(
             body=body,
             body_complete=complete,
         )
-        if core.inline:
-            response = core.respond(request)
-        else:
-            response = await _drive(core, request, threads)
+        with callback_span(ROUTES.get(route)) as observed:
+            if core.inline:
+                response = core.respond(request)
+            else:
+                response = await _drive(core, request, threads)
+            observed.answered(response.status)
         await send(_start_message(response))
         await send({"type": "http.response.body", "body": response.body})
 

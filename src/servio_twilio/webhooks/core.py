@@ -36,6 +36,7 @@ from servio_twilio.domain.models import utcnow
 from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import Steps, run
+from servio_twilio.domain.telemetry import signature_failed
 from servio_twilio.storage.consent import is_async_consent_store
 from servio_twilio.storage.repository import (
     AsyncCommunicationRepository,
@@ -250,6 +251,7 @@ class WebhookCore:
         if params is None:
             return _UNDECODABLE
         if not self._verified(request, params):
+            signature_failed(route)
             return _FORBIDDEN
         parse, kind = _PARSERS[route]
         try:

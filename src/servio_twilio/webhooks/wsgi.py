@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.telemetry import callback_span
 from servio_twilio.storage.consent import ConsentStore
 from servio_twilio.storage.repository import CommunicationRepository
 from servio_twilio.webhooks.core import (
@@ -133,7 +134,9 @@ def make_wsgi_app(
             body=body,
             body_complete=complete,
         )
-        response = core.respond(request) if pool is None else _drive(core, request, pool)
+        with callback_span(ROUTES.get(route)) as observed:
+            response = core.respond(request) if pool is None else _drive(core, request, pool)
+            observed.answered(response.status)
         reply_headers = list(response.headers)
         if response.status != 204:
             reply_headers.append(("content-length", str(len(response.body))))
