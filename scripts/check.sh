@@ -8,8 +8,9 @@
 #
 # Needs beside the clone: Python >= 3.11 ($PYTHON, default python3), Node.js
 # >= 20 with npm, Twilio's OpenAPI description in ../shared/twilio-oai
-# ($TWILIO_OAI_DIR), and redis-server (installed with apt-get when run as
-# root). Anything missing fails the check, named with where it comes from
+# ($TWILIO_OAI_DIR), redis-server, chromium and chromedriver (Debian's
+# redis-server, chromium and chromium-driver, installed with apt-get when run
+# as root). Anything missing fails the check, named with where it comes from
 # (tests/support/requirements.py); no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,8 +52,24 @@ if ! command -v redis-server >/dev/null; then
             "(sudo apt-get install -y redis-server), or run the check as root to have it installed"
     fi
 fi
+
+step "chromium and chromedriver for the console's browser tests (Debian's chromium, chromium-driver)"
+browser_packages=""
+command -v chromium >/dev/null || browser_packages=" chromium"
+command -v chromedriver >/dev/null || browser_packages="$browser_packages chromium-driver"
+if [ -n "$browser_packages" ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        # shellcheck disable=SC2086 # one word per package
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $browser_packages >/dev/null
+    else
+        fail "chromium or chromedriver not found: install Debian's package(s)$browser_packages" \
+            "(sudo apt-get install -y chromium chromium-driver), or run the check as root to have" \
+            "them installed"
+    fi
+fi
 "$VENV/bin/python" tests/support/requirements.py --installed \
-    || fail "missing requirements after npm ci and the redis-server step, listed above"
+    || fail "missing requirements after npm ci and the redis-server and chromium steps, listed above"
 
 step "ruff"
 "$VENV/bin/ruff" check .

@@ -17,6 +17,7 @@ pytest_plugins = [
     "support.redis_server",
     "support.servers",
     "support.clients",
+    "support.browser",
 ]
 
 _NO_SKIPS = "skipped, but this suite runs every test (select a subset with -m or -k)"

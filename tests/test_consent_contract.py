@@ -8,8 +8,10 @@ instance of it whose clock is ``clock``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +40,7 @@ BACKENDS = [
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 NUMBER = "+5511999999999"
 OTHER = "+5511988887777"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
@@ -277,6 +280,134 @@ class TestConsentValues:
         }
 
 
+def _listed(consents: list[Consent]) -> list[tuple[str, str]]:
+    return [(consent.channel.value, consent.number) for consent in consents]
+
+
+class TestOptedOut:
+    def test_an_empty_store_lists_nothing(self, store: ConsentStore) -> None:
+        """No consent kept: the listing is empty."""
+        assert store.opted_out() == []
+
+    def test_lists_the_opted_out_newest_change_first_without_history(
+        self, store: ConsentStore, clock: Clock
+    ) -> None:
+        """Numbers whose latest change is an opt-out, newest first, as Consents without history."""
+        store.opt_out(NUMBER, "sms", source="inbound:STOP")
+        clock.tick()
+        store.opt_in(OTHER, "sms", source="admin")
+        clock.tick()
+        store.opt_out(OTHER, "whatsapp", source="inbound:STOP")
+        clock.tick()
+        store.opt_out("+5511977776666", "call", source="twilio:21610")
+        clock.tick()
+        store.opt_out("+5511966665555", "sms", source="inbound:STOP")
+        clock.tick()
+        store.opt_in("+5511966665555", "sms", source="inbound:START")
+        listed = store.opted_out()
+        assert _listed(listed) == [
+            ("call", "+5511977776666"),
+            ("whatsapp", OTHER),
+            ("sms", NUMBER),
+        ]
+        assert listed[0] == Consent(
+            number="+5511977776666",
+            channel=Channel.CALL,
+            opted_out=True,
+            source="twilio:21610",
+            updated_at=T0 + timedelta(seconds=3),
+        )
+        assert all(consent.history == () for consent in listed)
+
+    def test_a_repeated_opt_out_moves_the_number_up(
+        self, store: ConsentStore, clock: Clock
+    ) -> None:
+        """The listing orders by the latest change, so a second STOP makes a number the newest."""
+        store.opt_out(NUMBER, "sms", source="inbound:STOP")
+        clock.tick()
+        store.opt_out(OTHER, "sms", source="inbound:STOP")
+        clock.tick()
+        store.opt_out(NUMBER, "sms", source="twilio:21610")
+        listed = store.opted_out()
+        assert _listed(listed) == [("sms", NUMBER), ("sms", OTHER)]
+        assert listed[0].source == "twilio:21610"
+
+    def test_channel_keeps_that_channel_only(self, store: ConsentStore, clock: Clock) -> None:
+        """``channel`` (a Channel or its value) lists the opt-outs of that channel alone."""
+        store.opt_out(NUMBER, "sms", source="inbound:STOP")
+        clock.tick()
+        store.opt_out(NUMBER, "whatsapp", source="inbound:STOP")
+        clock.tick()
+        store.opt_out(OTHER, "sms", source="inbound:STOP")
+        assert _listed(store.opted_out(channel=Channel.SMS)) == [("sms", OTHER), ("sms", NUMBER)]
+        assert _listed(store.opted_out(channel="whatsapp")) == [("whatsapp", NUMBER)]
+        assert store.opted_out(channel=Channel.CALL) == []
+
+    def test_before_pages_through_every_opt_out_once(
+        self, store: ConsentStore, clock: Clock
+    ) -> None:
+        """Pages of 2, each before the last one's updated_at, list all 7 once, newest first."""
+        numbers = [f"+55119000000{i:02d}" for i in range(7)]
+        for number in numbers:
+            clock.tick()
+            store.opt_out(number, "sms", source="inbound:STOP")
+        seen: list[str] = []
+        before = None
+        pages = 0
+        while True:
+            page = store.opted_out(limit=2, before=before)
+            if not page:
+                break
+            pages += 1
+            assert len(page) <= 2
+            seen.extend(consent.number for consent in page)
+            before = page[-1].updated_at
+        assert seen == numbers[::-1]
+        assert pages == 4
+
+    def test_before_is_strict_and_may_be_in_another_offset(
+        self, store: ConsentStore, clock: Clock
+    ) -> None:
+        """A change made exactly at ``before`` is left out; an instant in UTC-3 is the same."""
+        store.opt_out(NUMBER, "sms", source="inbound:STOP")
+        at = clock.tick()
+        store.opt_out(OTHER, "sms", source="inbound:STOP")
+        in_brasilia = at.astimezone(timezone(timedelta(hours=-3)))
+        assert _listed(store.opted_out(before=in_brasilia)) == [("sms", NUMBER)]
+        assert _listed(store.opted_out(before=at + timedelta(microseconds=1))) == [
+            ("sms", OTHER),
+            ("sms", NUMBER),
+        ]
+
+    def test_limit_caps_the_listing(self, store: ConsentStore, clock: Clock) -> None:
+        """At most ``limit`` consents, the newest ones; the default is 50."""
+        for i in range(3):
+            clock.tick()
+            store.opt_out(f"+55119000000{i:02d}", "sms", source="inbound:STOP")
+        assert [c.number for c in store.opted_out(limit=1)] == ["+5511900000002"]
+        assert len(store.opted_out(limit=1000)) == 3
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "match"),
+        [
+            ({"limit": 0}, InvalidArgument, "limit"),
+            ({"limit": 1001}, InvalidArgument, "limit"),
+            ({"limit": "5"}, TypeError, "limit"),
+            ({"limit": True}, TypeError, "limit"),
+            ({"before": datetime(2024, 1, 1)}, InvalidArgument, "before"),
+            ({"before": "2024-01-01"}, TypeError, "before"),
+            ({"channel": "email"}, InvalidArgument, "channel"),
+        ],
+    )
+    def test_bad_arguments(
+        self, store: ConsentStore, kwargs: dict[str, Any], error: type[Exception], match: str
+    ) -> None:
+        """A limit outside 1..1000 or not an int, a naive or non-datetime before, an unknown
+        channel: refused the same way by every backend."""
+        with pytest.raises(error, match=match):
+            store.opted_out(**kwargs)
+
+
 class TestInMemoryViews:
     def test_async_view_shares_the_data(self) -> None:
         """A change made through the sync store is what the async view reads, and the reverse."""
@@ -378,6 +509,7 @@ class TestFirestoreDocuments:
             lambda: store.opt_out(NUMBER, "sms", source="inbound:STOP"),
             lambda: store.is_opted_out(NUMBER, "sms"),
             lambda: store.get(NUMBER, "sms"),
+            store.opted_out,
         ):
             with pytest.raises(RepositoryError, match=r"^Firestore consent .* failed: "):
                 call()
@@ -390,3 +522,65 @@ class TestFirestoreDocuments:
             FirestoreConsentStore(firestore_client, collection="a/b")
         with pytest.raises(InvalidArgument, match="timeout"):
             FirestoreConsentStore(firestore_client, timeout=0)
+
+
+class TestListingIndexes:
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    def test_every_listing_query_has_its_index(
+        self, monkeypatch: pytest.MonkeyPatch, loop: LoopThread, kind: str
+    ) -> None:
+        """Each opted_out call is one query, whose equalities and order an index serves."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.async_query import AsyncQuery
+        from google.cloud.firestore_v1.query import Query
+
+        from servio_twilio.firestore import AsyncFirestoreConsentStore, FirestoreConsentStore
+
+        captured: list[Any] = []
+
+        def capture(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            captured.append(self)
+            return iter([])
+
+        async def capture_async(self: AsyncQuery, *args: Any, **kwargs: Any) -> Any:
+            captured.append(self)
+            return
+            yield
+
+        credentials = AnonymousCredentials()
+        store: Any
+        if kind == "sync":
+            monkeypatch.setattr(Query, "stream", capture)
+            store = FirestoreConsentStore(
+                firestore.Client(project="demo-offline", credentials=credentials)
+            )
+        else:
+            monkeypatch.setattr(AsyncQuery, "stream", capture_async)
+            async_client = firestore.AsyncClient(project="demo-offline", credentials=credentials)
+            store = SyncFacade(AsyncFirestoreConsentStore(async_client), loop)
+        assert store.opted_out() == []
+        assert store.opted_out(channel="sms") == []
+        assert store.opted_out(before=T0, limit=10) == []
+        assert store.opted_out(channel=Channel.WHATSAPP, before=T0) == []
+        assert len(captured) == 4
+
+        data = json.loads((ROOT / "firestore.indexes.json").read_text())
+        indexes = [
+            [(f["fieldPath"], f["order"]) for f in index["fields"]]
+            for index in data["indexes"]
+            if index["collectionGroup"] == "consents"
+        ]
+        for query in captured:
+            assert query._parent.id == "consents"
+            equalities = {f.field.field_path for f in query._field_filters if f.op.name == "EQUAL"}
+            ranges = {f.field.field_path for f in query._field_filters if f.op.name != "EQUAL"}
+            orders = [(o.field.field_path, o.direction.name) for o in query._orders]
+            assert orders == [("updatedAt", "DESCENDING")]
+            assert ranges <= {"updatedAt"}
+            assert any(
+                {path for path, _ in index[:-1]} == equalities
+                and all(order == "ASCENDING" for _, order in index[:-1])
+                and index[-1] == orders[0]
+                for index in indexes
+            ), f"no index for equality {sorted(equalities)} ordered by {orders[0]}"

@@ -623,6 +623,9 @@ class TestAsyncConsentStoreView:
             def get(self, number: str, channel: Any) -> None:
                 return None
 
+            def opted_out(self, **kwargs: Any) -> list[Any]:
+                return []
+
         assert AsyncConsentStoreView(Unsaid()).blocking
         assert not AsyncConsentStoreView(InMemoryConsentStore()).blocking
 

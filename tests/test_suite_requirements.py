@@ -80,6 +80,63 @@ class TestNode:
         assert "npm ci --prefix tests" in problem
 
 
+class TestBrowser:
+    def test_missing_chromium_and_chromedriver_name_their_debian_packages(
+        self, tmp_path: Path
+    ) -> None:
+        """Neither on PATH: one message each, naming the Debian package and apt-get."""
+        problems = requirements.browser_problems({"PATH": str(tmp_path)})
+        assert len(problems) == 2
+        chromium, driver = problems
+        assert chromium.startswith("chromium not found on PATH: the console's browser tests")
+        assert "Debian's chromium package" in chromium
+        assert driver.startswith("chromedriver not found on PATH")
+        assert "Debian's chromium-driver package" in driver
+        for problem in problems:
+            assert "apt-get install -y chromium chromium-driver" in problem
+            assert "scripts/check.sh installs them when run as root" in problem
+
+    def test_a_missing_driver_alone_is_named(self, tmp_path: Path) -> None:
+        """Chromium there, its driver not: only chromium-driver is reported."""
+        chromium = tmp_path / "chromium"
+        chromium.write_text("#!/bin/sh\n")
+        chromium.chmod(0o755)
+        (problem,) = requirements.browser_problems({"PATH": str(tmp_path)})
+        assert problem.startswith("chromedriver not found on PATH")
+
+    def test_missing_selenium_names_the_dependency_group(self) -> None:
+        """A Python without selenium: the message names it, this Python and the dev group."""
+        (problem,) = requirements.selenium_problems("no_such_selenium_module")
+        assert problem.startswith(f"no_such_selenium_module is not installed in {sys.executable}")
+        assert "pip install --group dev" in problem
+
+    def test_the_browser_fixture_needs_all_three(self, tmp_path: Path) -> None:
+        """What the browser fixture checks: chromium, chromedriver (and selenium, here present)."""
+        problems = requirements.for_browser({"PATH": str(tmp_path)})
+        assert [problem.split(" ", 1)[0] for problem in problems] == ["chromium", "chromedriver"]
+        assert requirements.selenium_problems() == []
+
+    def test_the_installed_check_lists_the_browser(self, tmp_path: Path) -> None:
+        """``requirements.py --installed`` (scripts/check.sh's second run) reports a missing
+        chromium and chromedriver, exits 1."""
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), "--installed"],
+            env={"PATH": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+        assert "missing: chromium not found on PATH" in result.stderr
+        assert "missing: chromedriver not found on PATH" in result.stderr
+
+    def test_the_fixture_fails_rather_than_skips(self) -> None:
+        """A missing browser is a failure naming the Debian packages, never a skip."""
+        problems = requirements.browser_problems({"PATH": ""})
+        with pytest.raises(pytest.fail.Exception, match=r"Chromium unavailable: chromium not"):
+            require("Chromium", problems)
+
+
 class TestPython:
     def test_old_python(self) -> None:
         """Python 3.10 is named as too old."""

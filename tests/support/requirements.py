@@ -4,12 +4,14 @@ One list, read two ways, so both name a missing thing the same way:
 
 - ``scripts/check.sh`` runs this file as a script before it installs anything
   (``python tests/support/requirements.py``: Python, ``node``, ``npm``, the
-  shared OpenAPI files) and again after ``npm ci --prefix tests`` and its
-  redis-server step (``--installed``: the npm packages and ``redis-server``
-  too). It prints every missing thing and exits 1.
-- The Firestore emulator, Prism and Redis fixtures call `for_firestore_emulator()`,
-  `for_prism()` and `for_redis_server()` and fail the test with the messages
-  (never skip).
+  shared OpenAPI files) and again, with the virtual environment's Python,
+  after ``npm ci --prefix tests`` and its redis-server and Chromium steps
+  (``--installed``: the npm packages, ``redis-server``, ``chromium``,
+  ``chromedriver`` and ``selenium`` too). It prints every missing thing and
+  exits 1.
+- The Firestore emulator, Prism, Redis and browser fixtures call
+  `for_firestore_emulator()`, `for_prism()`, `for_redis_server()` and
+  `for_browser()` and fail the test with the messages (never skip).
 
 Standard library only: the check runs it before the virtual environment exists.
 
@@ -20,6 +22,7 @@ is taken from the project root.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -40,6 +43,8 @@ SPEC_DIR_VARIABLE = "TWILIO_OAI_DIR"
 DEFAULT_SPEC_DIR = "../shared/twilio-oai"
 SPEC_NAMES = ("twilio_api_v2010.prism.json", "twilio_api_v2010.prism-errors.json")
 REDIS_SERVER = "redis-server"
+# Executable -> the Debian package that installs it.
+BROWSER_PROGRAMS = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 MIN_PYTHON = (3, 11)
 MIN_NODE = 20
 
@@ -153,6 +158,28 @@ def redis_server_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
     return []
 
 
+def browser_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """``chromium`` or ``chromedriver`` missing from PATH (the console's browser tests)."""
+    return [
+        f"{program} not found on PATH: the console's browser tests drive a headless Chromium,"
+        f" Debian's {package} package (`apt-get install -y chromium chromium-driver`;"
+        " scripts/check.sh installs them when run as root)"
+        for program, package in BROWSER_PROGRAMS.items()
+        if shutil.which(program, path=environ.get("PATH")) is None
+    ]
+
+
+def selenium_problems(module: str = "selenium") -> list[str]:
+    """The ``selenium`` package missing from the running Python."""
+    if importlib.util.find_spec(module) is not None:
+        return []
+    return [
+        f"{module} is not installed in {sys.executable}: the console's browser tests drive"
+        " Chromium with it (the test dependency group: `pip install --group dev`;"
+        " scripts/check.sh installs it)"
+    ]
+
+
 def before_install(environ: Mapping[str, str] = os.environ) -> list[str]:
     """What must be there before the check installs anything: Python, node, npm, the spec."""
     return [
@@ -164,13 +191,16 @@ def before_install(environ: Mapping[str, str] = os.environ) -> list[str]:
 
 
 def everything(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """`before_install()`, the npm packages ``npm ci --prefix tests`` installs, and
-    ``redis-server`` (scripts/check.sh installs it with apt-get when run as root)."""
+    """`before_install()`, the npm packages ``npm ci --prefix tests`` installs,
+    ``redis-server``, ``chromium`` and ``chromedriver`` (scripts/check.sh installs
+    them with apt-get when run as root) and ``selenium`` (in the venv)."""
     return [
         *before_install(environ),
         *firestore_emulator_package_problems(),
         *prism_package_problems(),
         *redis_server_problems(environ),
+        *browser_problems(environ),
+        *selenium_problems(),
     ]
 
 
@@ -182,6 +212,11 @@ def for_firestore_emulator(environ: Mapping[str, str] = os.environ) -> list[str]
 def for_redis_server(environ: Mapping[str, str] = os.environ) -> list[str]:
     """What the ``redis_server`` fixture needs and is missing."""
     return redis_server_problems(environ)
+
+
+def for_browser(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the ``browser`` fixture needs and is missing."""
+    return [*browser_problems(environ), *selenium_problems()]
 
 
 def for_prism(spec_name: str, environ: Mapping[str, str] = os.environ) -> list[str]:

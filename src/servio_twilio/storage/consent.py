@@ -10,7 +10,9 @@ runs against every backend.
 
 Numbers are keyed as E.164 (a ``whatsapp:`` prefix is stripped); consent is
 per channel. Every opt-out and opt-in is recorded as a change, even one that
-repeats the current state; the latest change decides.
+repeats the current state; the latest change decides. `ConsentStore.opted_out`
+lists the numbers opted out now, newest change first (what the operator
+console's ``/consents`` page shows).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import attrs
+
 from servio_twilio.domain.consent import (
     MAX_CONSENT_HISTORY,
     Consent,
@@ -30,6 +34,7 @@ from servio_twilio.domain.consent import (
 )
 from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.models import Channel, parse_channel, utcnow
+from servio_twilio.storage.repository import check_history_args
 from servio_twilio.storage.threads import DEFAULT_MAX_THREADS, Threads
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "ConsentStore",
     "InMemoryConsentStore",
     "aware_utc_now",
+    "check_listing_args",
     "is_async_consent_store",
 ]
 
@@ -76,6 +82,26 @@ class ConsentStore(Protocol):
         """What is kept for ``number`` on ``channel``, with its recent history; None: nothing."""
         ...
 
+    def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """The numbers opted out now (of ``channel``, or of any), newest change first.
+
+        At most ``limit`` (1 to 1000) `Consent` values, without their history
+        (`get` has it). ``before`` (aware) keeps those whose latest change is
+        strictly older: pass the last one's ``updated_at`` to page (changes
+        made at the very same instant as a page's last one are skipped, as
+        with `CommunicationRepository.history`). Check the arguments with
+        `check_listing_args` first.
+
+        New in 0.2.0.
+        """
+        ...
+
 
 @runtime_checkable
 class AsyncConsentStore(Protocol):
@@ -103,6 +129,16 @@ class AsyncConsentStore(Protocol):
         """See `ConsentStore.get`."""
         ...
 
+    async def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`."""
+        ...
+
 
 def is_async_consent_store(store: object) -> bool:
     """Whether ``store``'s methods are coroutines (an `AsyncConsentStore`).
@@ -110,6 +146,29 @@ def is_async_consent_store(store: object) -> bool:
     New in 0.2.0.
     """
     return inspect.iscoroutinefunction(getattr(store, "is_opted_out", None))
+
+
+def check_listing_args(
+    channel: Channel | str | None, limit: int, before: datetime | None
+) -> Channel | None:
+    """The parsed ``channel`` of an `opted_out` call, once its arguments are checked.
+
+    Raises:
+        InvalidArgument: (a ``ValueError``) an unknown channel, a ``limit``
+            outside 1..1000 or a naive ``before``.
+        TypeError: a ``limit`` that is not an int or a ``before`` that is not
+            a datetime.
+
+    New in 0.2.0.
+    """
+    parsed = None if channel is None else parse_channel(channel)
+    check_history_args(limit, before)
+    return parsed
+
+
+def _listing_order(consent: Consent) -> tuple[datetime, str, str]:
+    """Sort key of `opted_out`: the change time, ties by channel and number."""
+    return (consent.updated_at, consent.channel.value, consent.number)
 
 
 def aware_utc_now(clock: Callable[[], datetime]) -> datetime:
@@ -170,6 +229,26 @@ class InMemoryConsentStore:
         with self._lock:
             return self._consents.get(key)
 
+    def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`."""
+        wanted = check_listing_args(channel, limit, before)
+        with self._lock:
+            found = [
+                consent
+                for consent in self._consents.values()
+                if consent.opted_out
+                and (wanted is None or consent.channel is wanted)
+                and (before is None or consent.updated_at < before)
+            ]
+        found.sort(key=_listing_order, reverse=True)
+        return [attrs.evolve(consent, history=()) for consent in found[:limit]]
+
     def _change(self, number: str, channel: Channel | str, *, opted_out: bool, source: str) -> None:
         key = (consent_number(number), parse_channel(channel))
         source = check_source(source)
@@ -227,6 +306,16 @@ class AsyncInMemoryConsentStore:
         """See `ConsentStore.get`."""
         return self.sync.get(number, channel)
 
+    async def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`."""
+        return self.sync.opted_out(channel=channel, limit=limit, before=before)
+
 
 class AsyncConsentStoreView:
     """An `AsyncConsentStore` over a synchronous `ConsentStore` (``.sync``).
@@ -282,3 +371,13 @@ class AsyncConsentStoreView:
     async def get(self, number: str, channel: Channel | str) -> Consent | None:
         """See `ConsentStore.get`."""
         return await self._run(self.sync.get, number, channel)
+
+    async def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`."""
+        return await self._run(self.sync.opted_out, channel=channel, limit=limit, before=before)

@@ -15,8 +15,10 @@ and each change is a document of its ``history`` subcollection
 (``optedOut``, ``source``, ``at``). A change is one commit of both writes
 (atomic, no read, no transaction), so opting out costs one RPC;
 `is_opted_out` is one read of the consent document and `get` two (the
-document and the latest `MAX_CONSENT_HISTORY` changes). When two changes race,
-the later commit decides. Every ``google.api_core``, ``grpc`` and
+document and the latest `MAX_CONSENT_HISTORY` changes). `opted_out` is one
+query (``optedOut == true`` [and ``channel ==``], ``updatedAt`` descending),
+served by the two ``consents`` indexes of ``firestore.indexes.json``. When two
+changes race, the later commit decides. Every ``google.api_core``, ``grpc`` and
 ``google.auth`` error becomes `RepositoryError`.
 """
 
@@ -36,7 +38,7 @@ from servio_twilio.domain.consent import (
 )
 from servio_twilio.domain.errors import InvalidArgument, RepositoryError
 from servio_twilio.domain.models import Channel, parse_channel, utcnow
-from servio_twilio.storage.consent import aware_utc_now
+from servio_twilio.storage.consent import aware_utc_now, check_listing_args
 
 try:
     from google.cloud import firestore
@@ -216,6 +218,19 @@ class FirestoreConsentStore(_ConsentCollection[firestore.Client]):
             changes = list(_latest(ref).stream(**read_options(self._timeout)))
         return _consent(document_id, snapshot.to_dict() or {}, changes)
 
+    def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`: one query."""
+        query = _opted_out_query(self._collection, channel, limit, before)
+        with translated("consent opted_out"):
+            snapshots = list(query.stream(**read_options(self._timeout)))
+        return _listed(snapshots)
+
     def _change(
         self, number: str, channel: Channel | str, opted_out: bool, source: str, operation: str
     ) -> None:
@@ -228,6 +243,24 @@ class FirestoreConsentStore(_ConsentCollection[firestore.Client]):
             batch.set(ref, state)
             batch.create(ref.collection(HISTORY_SUBCOLLECTION).document(history_id), change)
             batch.commit(**write_options(self._timeout))
+
+
+def _opted_out_query(
+    collection: Any, channel: Channel | str | None, limit: int, before: datetime | None
+) -> Any:
+    """The query of `opted_out`, once its arguments are checked."""
+    wanted = check_listing_args(channel, limit, before)
+    query = collection.where(filter=firestore.FieldFilter("optedOut", "==", True))
+    if wanted is not None:
+        query = query.where(filter=firestore.FieldFilter("channel", "==", wanted.value))
+    if before is not None:
+        query = query.where(filter=firestore.FieldFilter("updatedAt", "<", before))
+    return query.order_by("updatedAt", direction=firestore.Query.DESCENDING).limit(limit)
+
+
+def _listed(snapshots: list[Any]) -> list[Consent]:
+    """The consents of `opted_out`'s documents (without their history)."""
+    return [_consent(item.id, item.to_dict() or {}, []) for item in snapshots if item.exists]
 
 
 def _latest(ref: Any) -> Any:
@@ -283,6 +316,20 @@ class AsyncFirestoreConsentStore(_ConsentCollection[firestore.AsyncClient]):
             query = _latest(ref).stream(**read_options(self._timeout, asynchronous=True))
             changes = [item async for item in query]
         return _consent(document_id, snapshot.to_dict() or {}, changes)
+
+    async def opted_out(
+        self,
+        *,
+        channel: Channel | str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Consent]:
+        """See `ConsentStore.opted_out`: one query."""
+        query = _opted_out_query(self._collection, channel, limit, before)
+        with translated("consent opted_out"):
+            stream = query.stream(**read_options(self._timeout, asynchronous=True))
+            snapshots = [item async for item in stream]
+        return _listed(snapshots)
 
     async def _change(
         self, number: str, channel: Channel | str, opted_out: bool, source: str, operation: str
