@@ -18,7 +18,7 @@ import twilio.rest
 from servio_twilio.domain.errors import BatchTooLarge, RepositoryError
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.sending import batch as batch_module
+from servio_twilio.sending import batch_input as batch_module
 from servio_twilio.sending.limiter import InMemorySendLimiter
 from servio_twilio.sending.ratelimit import TokenBucket
 from servio_twilio.sending.results import BatchReport, OutboundMessage

@@ -38,22 +38,27 @@ item's outcome where the rules learn it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeAlias
 
 from servio_twilio.domain import telemetry
 from servio_twilio.domain.errors import (
     BatchTooLarge,
-    InvalidArgument,
     RecordNotFound,
     SendOutcomeUnknown,
     ServioTwilioError,
     TwilioAPIError,
 )
-from servio_twilio.domain.models import Channel, Communication
+from servio_twilio.domain.models import Communication
 from servio_twilio.domain.status import UNKNOWN, advance
 from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.domain.telemetry import BatchTelemetry, start_batch
+from servio_twilio.sending.batch_input import (
+    BatchMessage,
+    batch_items,
+    check_positive_int,
+    prepare_item,
+)
 from servio_twilio.sending.dispatch import (
     TwilioAnswer,
     ask_twilio,
@@ -62,22 +67,18 @@ from servio_twilio.sending.dispatch import (
     opt_out_refused,
     result_of,
 )
-from servio_twilio.sending.ratelimit import TokenBucket, is_positive_int, is_positive_number
-from servio_twilio.sending.results import BatchItemResult, BatchReport, OutboundMessage
+from servio_twilio.sending.results import BatchItemResult, BatchReport
 
 if TYPE_CHECKING:
     from servio_twilio.sending.prepare import PreparedSend
     from servio_twilio.sending.send_core import SendCore
 
-__all__ = ["MERGE_GROUP_MIN", "BatchMessage", "Outcome", "rate_cap", "send_batch"]
+__all__ = ["MERGE_GROUP_MIN", "Outcome", "send_batch"]
 
 _log = logging.getLogger("servio_twilio.batch")
 
-BatchMessage: TypeAlias = OutboundMessage | Mapping[str, Any]
-"""One batch item: an `OutboundMessage`, or a mapping in the earlier service's shape."""
 
 _FAILED = "failed"
-_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 
 
 MERGE_GROUP_MIN = 10
@@ -102,9 +103,9 @@ def send_batch(
     `rate_cap` first. Raises `BatchTooLarge`, `InvalidArgument` and
     `TypeError` for bad arguments, before any step.
     """
-    _check_positive_int("max_concurrency", max_concurrency)
-    _check_positive_int("max_batch_size", max_batch_size)
-    items = _items(messages)
+    check_positive_int("max_concurrency", max_concurrency)
+    check_positive_int("max_batch_size", max_batch_size)
+    items = batch_items(messages)
     if len(items) > max_batch_size:
         raise BatchTooLarge(len(items), max_batch_size)
 
@@ -113,7 +114,7 @@ def send_batch(
     observed = start_batch(len(items))
     try:
         for index, item in enumerate(items):
-            prepared = _prepare(core, index, item, results)
+            prepared = prepare_item(core, index, item, results)
             if prepared is not None and (
                 yield from _admitted(core, index, prepared, results, observed)
             ):
@@ -136,53 +137,7 @@ def send_batch(
     return report
 
 
-def rate_cap(rate: object) -> Any:
-    """The rate cap for ``rate_per_second``: None, the given cap, or a new `TokenBucket`.
-
-    A cap is a `TokenBucket` or anything with its ``acquire()`` (and
-    ``acquire_async()`` for the async client), such as `SharedRateLimit`.
-
-    Raises:
-        InvalidArgument: (a ``ValueError``) ``rate`` is neither a positive number nor a cap.
-    """
-    if rate is None or callable(getattr(rate, "acquire", None)):
-        return rate
-    if not is_positive_number(rate):
-        raise InvalidArgument(
-            f"rate_per_second must be a positive number, a TokenBucket or None, got {rate!r}"
-        )
-    return TokenBucket(rate)
-
-
 # -- phases -------------------------------------------------------------------------------
-
-
-def _prepare(
-    core: SendCore,
-    index: int,
-    item: object,
-    results: dict[int, BatchItemResult],
-) -> PreparedSend | None:
-    """The validated send for one item, or None with its failure in ``results``."""
-    try:
-        message = _message(item)
-        if message.channel not in _CHANNELS:
-            raise InvalidArgument(f"a batch sends SMS and WhatsApp messages, not {message.channel}")
-        return core.prepare_message(
-            message.channel,
-            message.to,
-            body=message.body,
-            media_url=message.media_url,
-            content_sid=message.content_sid,
-            content_variables=message.content_variables,
-            prospect_id=message.prospect_id,
-        )
-    except (ServioTwilioError, ValueError, TypeError) as exc:
-        error = f"invalid: {exc}"
-    except Exception as exc:
-        error = f"invalid: {type(exc).__name__}: {exc}"
-    results[index] = BatchItemResult(index=index, to=_raw_to(item), ok=False, error=error)
-    return None
 
 
 def _admitted(
@@ -454,37 +409,3 @@ def _fail_written(
             break
         marked.add(cid)
     return marked
-
-
-# -- arguments ------------------------------------------------------------------------------
-
-
-def _items(messages: object) -> list[object]:
-    if isinstance(messages, str | bytes | Mapping | OutboundMessage):
-        raise TypeError(
-            "messages must be an iterable of OutboundMessage or mappings, "
-            f"not one {type(messages).__name__}"
-        )
-    if not isinstance(messages, Iterable):
-        raise TypeError(f"messages must be an iterable, not {type(messages).__name__}")
-    return list(messages)
-
-
-def _message(item: object) -> OutboundMessage:
-    if isinstance(item, OutboundMessage):
-        return item
-    if isinstance(item, Mapping):
-        return OutboundMessage.from_dict(item)
-    raise TypeError(f"an item must be an OutboundMessage or a mapping, not {type(item).__name__}")
-
-
-def _raw_to(item: object) -> str:
-    to = item.to if isinstance(item, OutboundMessage) else None
-    if isinstance(item, Mapping):
-        to = item.get("to")
-    return to if isinstance(to, str) else ""
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not is_positive_int(value):
-        raise InvalidArgument(f"{name} must be an int >= 1, got {value!r}")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from servio_twilio.domain.models import Channel, Communication, utcnow
 from servio_twilio.domain.settings import TwilioSettings
 from servio_twilio.domain.steps import run
-from servio_twilio.sending.batch import BatchMessage, rate_cap, send_batch
+from servio_twilio.sending.batch import send_batch
+from servio_twilio.sending.batch_input import BatchMessage, rate_cap
 from servio_twilio.sending.costs import read_costs
 from servio_twilio.sending.engines import ThreadEngine
 from servio_twilio.sending.health import check_health, mask_sid
