@@ -241,6 +241,13 @@ class TestProspect:
         assert "0.0130 BRL" in cost
         assert "0.02000 USD" in cost  # 0.0075 + 0.0075 + 0.005, unit case folded
 
+    def test_the_total_cost_is_read_on_the_first_page_only(self, console: Any) -> None:
+        """An older page of a prospect (``before=``) shows no total: it would read the whole
+        history again on every page."""
+        page = console().get(f"/prospects/{PROSPECT}?before=2030-01-01T00:00:00Z")
+        assert page.status_code == 200
+        assert "cost" not in Elements(page.text).ids()
+
     def test_unknown_prospect_is_empty(self, console: Any) -> None:
         """A prospect with no records shows an empty history and no cost."""
         page = console().get("/prospects/nobody")

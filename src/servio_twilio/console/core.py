@@ -272,7 +272,9 @@ class ConsoleCore:
         records = yield Call(
             "repository", "history", (prospect_id,), {"limit": PAGE_SIZE, "before": before}
         )
-        costs = yield from read_costs(prospect_id, since=None)  # the whole history
+        costs = None
+        if before is None:  # the whole history's total, on the first page only
+            costs = yield from read_costs(prospect_id, since=None)
         path = f"/prospects/{prospect_id}"
         root = request.root_path
         context = {
