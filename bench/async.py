@@ -49,8 +49,6 @@ import io
 import json
 import math
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -62,6 +60,7 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from emulator import EmulatorUnavailable, firestore_emulator
 from slow_webhook import BASE, PHONE, TO, TOKEN, record_sid
 
 from servio_twilio import (
@@ -78,9 +77,6 @@ from servio_twilio.testing import FakeTwilio, signed_webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_SCRIPT = Path(__file__).resolve().parent / "slow_webhook.py"
-TESTS_DIR = ROOT / "tests"
-EMULATOR_SCRIPT = TESTS_DIR / "firestore_emulator.js"
-EMULATOR_PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
 BASELINE = "243cb70"
 
 ACCOUNT = "AC" + "1" * 32
@@ -396,49 +392,6 @@ def run_lag() -> None:
 # --- 3. the webhook app under uvicorn, slow storage ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _emulator(workdir: Path) -> Iterator[str]:
-    """The Firestore emulator on a free port; yields ``host:port``; raises RuntimeError when it
-    cannot start."""
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("`node` is not on PATH")
-    if not EMULATOR_PACKAGE.is_dir():
-        raise RuntimeError(f"{EMULATOR_PACKAGE} is missing (run `npm ci` in tests/)")
-    log_path = workdir / "emulator.log"
-    port = _free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [node, str(EMULATOR_SCRIPT), str(port)],
-            cwd=TESTS_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while f"ready {port}" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the emulator did not start: {tail}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def _extract_baseline(into: Path) -> Path:
     """Version 0.1's ``src`` from git, under ``into``; the path to put on PYTHONPATH."""
     archive = subprocess.run(
@@ -581,8 +534,8 @@ def run_webhook(clients: int, seconds: float, firestore: bool) -> None:
         emulator: str | None = None
         if firestore:
             try:
-                emulator = stack.enter_context(_emulator(workdir))
-            except RuntimeError as exc:
+                emulator = stack.enter_context(firestore_emulator(workdir))
+            except EmulatorUnavailable as exc:
                 rows = [row for row in rows if not row[2]]
                 notes.append(f"Firestore rows not measured: {exc}")
         for label, kind, on_emulator, workers in rows:

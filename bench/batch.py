@@ -38,10 +38,7 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -52,6 +49,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from emulator import EmulatorUnavailable, firestore_emulator
 from tls_twilio import TlsTwilio, redirected_twilio
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
 
@@ -68,10 +66,6 @@ from servio_twilio.testing import FakeTwilio
 
 ACCOUNT = "AC" + "1" * 32
 LATENCY = 0.2
-TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
-EMULATOR_SCRIPT = TESTS_DIR / "firestore_emulator.js"
-EMULATOR_PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
-EMULATOR_READY_TIMEOUT = 30.0
 HTTPS_CONCURRENCY = (20, 50, 100)
 HTTPS_BATCH = 100
 HTTPS_TARGET = 1.2
@@ -303,49 +297,6 @@ def bench_rate(total: int, per_batch: int, rate: float, concurrency: int) -> flo
     return elapsed
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _emulator() -> Iterator[str]:
-    """Start the Firestore emulator on a free port; yield ``host:port``; stop it."""
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("`node` is not on PATH")
-    if not EMULATOR_PACKAGE.is_dir():
-        raise RuntimeError(f"{EMULATOR_PACKAGE} is missing (run `npm ci` in tests/)")
-    with tempfile.TemporaryDirectory(prefix="bench-firestore-") as tmp:
-        log_path = Path(tmp) / "emulator.log"
-        port = _free_port()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [node, str(EMULATOR_SCRIPT), str(port)],
-                cwd=TESTS_DIR,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + EMULATOR_READY_TIMEOUT
-            while f"ready {port}" not in log_path.read_text(errors="replace"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"the emulator did not start: {tail}")
-                time.sleep(0.05)
-            yield f"127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
 def _pending(n: int) -> list[Communication]:
     return [
         Communication(
@@ -362,7 +313,10 @@ def _pending(n: int) -> list[Communication]:
 
 def bench_firestore(n: int, rounds: int) -> tuple[float, float]:
     """Best of ``rounds``: seconds for ``n`` single ``add`` calls, and for one ``add_many``."""
-    with _emulator() as host:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-firestore-") as tmp,
+        firestore_emulator(Path(tmp)) as host,
+    ):
         os.environ["FIRESTORE_EMULATOR_HOST"] = host
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no INFO lines about the shutdown
         from google.cloud import firestore  # noqa: PLC0415 - only when the emulator runs
@@ -419,7 +373,7 @@ def run_firestore(rows: list[tuple[str, int, float, str]], rounds: int) -> None:
     """The Firestore emulator rows: 100 single adds beside one add_many."""
     try:
         single, bulk = bench_firestore(100, rounds)
-    except RuntimeError as exc:
+    except EmulatorUnavailable as exc:
         rows.append((f"Firestore emulator: skipped ({exc})", 100, float("nan"), ""))
     else:
         rows.append(("Firestore emulator: 100 x add", 100, single, ""))

@@ -45,8 +45,6 @@ import io
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,23 +54,20 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time as day_start, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from emulator import firestore_emulator
 
 from servio_twilio import Channel, Communication, DayCount, Direction, InMemoryRepository
 from servio_twilio.console import basic_auth, make_asgi_app
 from servio_twilio.domain.status import FAILURE_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS_DIR = ROOT / "tests"
-EMULATOR_SCRIPT = TESTS_DIR / "firestore_emulator.js"
-EMULATOR_PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
 PROJECT = "demo-servio-bench"
 OLD_COMMIT = "1042346"
 
@@ -503,51 +498,6 @@ def print_pages(title: str, measured: list[Page], firestore: bool) -> None:
         print(f"      {row.label:<{width}}  {sides[0]} | {sides[1]}")
 
 
-# --- the emulator -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def emulator(workdir: Path) -> Iterator[str]:
-    """The Firestore emulator on a free port of 127.0.0.1; yields ``host:port``; stops it."""
-    node = shutil.which("node")
-    if node is None or not EMULATOR_PACKAGE.is_dir():
-        raise SystemExit(
-            "the emulator needs `node` and `npm ci --prefix tests` (or --no-firestore)"
-        )
-    log_path = workdir / "emulator.log"
-    port = _free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [node, str(EMULATOR_SCRIPT), str(port)],
-            cwd=TESTS_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while f"ready {port}" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise SystemExit(f"the Firestore emulator did not start: {tail}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 # --- 3. import cost -----------------------------------------------------------------------------
 
 _CHECK = """
@@ -711,7 +661,7 @@ def run_pages(args: argparse.Namespace, workdir: Path) -> None:
 
         from servio_twilio.firestore import FirestoreRepository  # noqa: PLC0415
 
-        with emulator(workdir) as host:
+        with firestore_emulator(workdir) as host:
             os.environ["FIRESTORE_EMULATOR_HOST"] = host
             db, counter = counted_client(PROJECT)
             collection = f"bench-console-{uuid.uuid4().hex[:8]}"

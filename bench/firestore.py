@@ -37,8 +37,6 @@ import argparse
 import io
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,16 +45,13 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from emulator import firestore_emulator
+
 ROOT = Path(__file__).resolve().parent.parent
-TESTS_DIR = ROOT / "tests"
-EMULATOR_SCRIPT = TESTS_DIR / "firestore_emulator.js"
-EMULATOR_PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
-EMULATOR_READY_TIMEOUT = 30.0
 EMULATOR_WARM_ROUNDS = 200
 BASELINE = "243cb70"
 PROJECT = "demo-servio-bench"
@@ -268,62 +263,6 @@ def measure(reps: int, batch_reps: int, warmups: int = 2) -> dict[str, Any]:
 # --- the driving side: the emulator, the 0.1 tree, the table ----------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _emulator(workdir: Path) -> Iterator[str]:
-    """Start the Firestore emulator on a free port; yield ``host:port``; stop it."""
-    node = shutil.which("node")
-    if node is None:
-        raise SystemExit("`node` is not on PATH")
-    if not EMULATOR_PACKAGE.is_dir():
-        raise SystemExit(f"{EMULATOR_PACKAGE} is missing (run `npm ci --prefix tests`)")
-    log_path = workdir / f"emulator-{uuid.uuid4().hex[:8]}.log"
-    for _attempt in range(3):  # a port taken between probe and bind gets another try
-        port = _free_port()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [node, str(EMULATOR_SCRIPT), str(port)],
-                cwd=TESTS_DIR,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + EMULATOR_READY_TIMEOUT
-        ready = False
-        while process.poll() is None and time.monotonic() < deadline:
-            if f"ready {port}" in log_path.read_text(errors="replace"):
-                ready = True
-                break
-            time.sleep(0.05)
-        if ready:
-            break
-        _stop(process)
-        if "bind failed" not in log_path.read_text(errors="replace"):
-            break
-    if not ready:
-        tail = log_path.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"the Firestore emulator did not start: {tail}")
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def _extract_baseline(into: Path) -> Path:
     """Version 0.1's ``src`` from git, under ``into``; the path to put on PYTHONPATH."""
     archive = subprocess.run(
@@ -338,7 +277,7 @@ def _run_worker(src: Path, workdir: Path, reps: int, batch_reps: int) -> dict[st
     """``measure`` in a fresh interpreter with ``src`` first on its path, on a fresh emulator."""
     env = dict(os.environ, PYTHONPATH=str(src))
     env.setdefault("GRPC_VERBOSITY", "ERROR")  # no INFO lines about the channel's shutdown
-    with _emulator(workdir) as host:
+    with firestore_emulator(workdir) as host:
         env["FIRESTORE_EMULATOR_HOST"] = host
         done = subprocess.run(
             [

@@ -44,20 +44,17 @@ import asyncio
 import functools
 import math
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from emulator import EmulatorUnavailable, firestore_emulator
 from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped]
 
 from servio_twilio import (
@@ -76,9 +73,6 @@ from servio_twilio import (
 from servio_twilio.testing import FakeTwilio
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS_DIR = ROOT / "tests"
-EMULATOR_SCRIPT = TESTS_DIR / "firestore_emulator.js"
-EMULATOR_PACKAGE = TESTS_DIR / "node_modules" / "@firestore-emulator" / "server"
 PROJECT = "demo-servio-bench"
 
 ACCOUNT = "AC" + "1" * 32
@@ -373,48 +367,6 @@ def run_memory(world: World, concurrencies: list[int], baseline_records: int) ->
 # --- 2. on the Firestore emulator ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _emulator(workdir: Path) -> Iterator[str]:
-    """The Firestore emulator on a free port; yields ``host:port``; RuntimeError if it won't."""
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("`node` is not on PATH")
-    if not EMULATOR_PACKAGE.is_dir():
-        raise RuntimeError(f"{EMULATOR_PACKAGE} is missing (run `npm ci` in tests/)")
-    log_path = workdir / "emulator.log"
-    port = _free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [node, str(EMULATOR_SCRIPT), str(port)],
-            cwd=TESTS_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while f"ready {port}" not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the emulator did not start: {tail}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def _collection() -> str:
     return f"bench-{uuid.uuid4().hex[:12]}"
 
@@ -662,10 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_firestore:
         with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
             try:
-                with _emulator(Path(tmp)) as host:
+                with firestore_emulator(Path(tmp)) as host:
                     os.environ["FIRESTORE_EMULATOR_HOST"] = host
                     rows = run_firestore(world, concurrencies, baseline_records)
-            except RuntimeError as exc:
+            except EmulatorUnavailable as exc:
                 print(f"2. Firestore not measured: {exc}")
             else:
                 print_times(
