@@ -18,6 +18,7 @@ pytest_plugins = [
     "support.servers",
     "support.clients",
     "support.browser",
+    "support.console",
 ]
 
 _NO_SKIPS = "skipped, but this suite runs every test (select a subset with -m or -k)"

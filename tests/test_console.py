@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,36 +10,14 @@ import pytest
 from servio_twilio import Communication, InMemoryConsentStore, InMemoryRepository
 from servio_twilio.domain.models import utcnow
 from support.console import (
-    KINDS,
     OPTED_OUT,
     PROSPECT,
     TO,
-    ConsoleClient,
     Elements,
     filled_repository,
     next_page,
     record_ids,
 )
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def console(kind: str) -> Iterator[Any]:
-    """A factory of consoles of this test's kind, closed at the end."""
-    made: list[ConsoleClient] = []
-
-    def make(**options: Any) -> ConsoleClient:
-        client = ConsoleClient(kind, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 def many(count: int, **fields: Any) -> list[Communication]:

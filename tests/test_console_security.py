@@ -8,7 +8,6 @@ down a 503 page; hostile data (inbound bodies, prospect ids) renders as text.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -46,25 +45,6 @@ SECURITY = {
     "cache-control": "no-store",
 }
 CHALLENGE = 'Basic realm="servio-twilio console", charset="UTF-8"'
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def console(kind: str) -> Iterator[Any]:
-    made: list[ConsoleClient] = []
-
-    def make(**options: Any) -> ConsoleClient:
-        client = ConsoleClient(kind, **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 def assert_secure(response: Any) -> None:

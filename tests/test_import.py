@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+
+from support.processes import run_python
 
 HEAVY = [
     "twilio",
@@ -28,17 +25,7 @@ def _loaded_after(code: str) -> dict[str, bool]:
     script = (
         f"import json, sys\n{code}\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    loaded: dict[str, bool] = json.loads(completed.stdout.strip().splitlines()[-1])
+    loaded: dict[str, bool] = run_python(script)
     return loaded
 
 

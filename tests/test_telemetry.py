@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -50,6 +47,7 @@ from servio_twilio.webhooks.asgi import make_asgi_app
 from servio_twilio.webhooks.verifier import WebhookVerifier
 from servio_twilio.webhooks.wsgi import make_wsgi_app
 from support.clients import make_client
+from support.processes import run_python
 from support.sending import PHONE, WHATSAPP, TickingClock, make_settings
 from support.twilio_callbacks import (
     OTHER_TOKEN,
@@ -663,17 +661,7 @@ print(json.dumps({"loaded": loaded, "statuses": statuses}))
 
 
 def _run(code: str) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "OTEL"))}
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_python(code, drop_env=("PYTHON", "OTEL"))
     return result
 
 

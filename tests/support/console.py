@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -20,6 +21,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import httpx
+import pytest
 
 from servio_twilio import Communication, InMemoryRepository
 from servio_twilio.console import basic_auth, make_asgi_app, make_wsgi_app
@@ -219,3 +221,24 @@ class Elements(HTMLParser):
             for name, value in attrs.items()
             if name in ("href", "action", "src") and value is not None
         ]
+
+
+@pytest.fixture(params=KINDS)
+def console_kind(request: pytest.FixtureRequest) -> str:
+    """``"asgi"`` and ``"wsgi"``: a test asking for `console` runs on both apps."""
+    return str(request.param)
+
+
+@pytest.fixture
+def console(console_kind: str) -> Iterator[Any]:
+    """A factory of consoles of this test's kind, closed at the end."""
+    made: list[ConsoleClient] = []
+
+    def make(**options: Any) -> ConsoleClient:
+        client = ConsoleClient(console_kind, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

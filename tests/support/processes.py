@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -50,3 +53,23 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def run_python(code: str, *, drop_env: tuple[str, ...] = ("PYTHON",)) -> Any:
+    """Run ``code`` in a fresh interpreter; the JSON on the last line it printed.
+
+    Variables starting with any of ``drop_env`` are left out of its
+    environment (``PYTHON...``: no ``PYTHONPATH`` or start-up file leaks in).
+    The process must exit 0.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
