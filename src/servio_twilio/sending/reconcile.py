@@ -331,7 +331,7 @@ def _kind(record: Communication) -> str:
 
 def _reason(exc: ServioTwilioError) -> str:
     if isinstance(exc, TwilioAPIError) and exc.status == 404:
-        return f"Twilio has no such resource ({exc})"
+        return mask_phone_numbers(f"Twilio has no such resource ({exc})")
     if isinstance(exc, RecordNotFound):
         return "record deleted"
     return mask_phone_numbers(f"{type(exc).__name__}: {exc}")
