@@ -26,9 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -209,10 +208,24 @@ def follow(driver: Any, element: Any) -> None:
     """Click ``element`` (a link or a submit button); wait until the next page replaced this."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 20).until(lambda _: _replaced(page))
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+def _replaced(page: Any) -> bool:
+    """Whether ``page`` (the old ``html`` element) has left the document.
+
+    Mid-navigation Chromium may answer "Node with given id does not belong to
+    the document" (a WebDriverException) instead of a stale element: both
+    mean the old page is gone.
+    """
+    try:
+        page.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException included
+        return True
+    return False
 
 
 def rows(driver: Any, table: str) -> list[Any]:
