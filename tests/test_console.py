@@ -53,7 +53,7 @@ class TestOverview:
         assert "63016" in failures
         assert "no-answer" in failures
         assert "https://www.twilio.com/docs/errors/30003" in failures
-        assert "ok: the repository answered ping()" in page.text
+        assert "ok: the repository answered this page's queries" in page.text
         assert "not checked" in page.text  # no settings, no Twilio report
 
     def test_chart_segments_are_coloured_by_status_group(self, console: Any) -> None:

@@ -62,7 +62,7 @@ class _DownRepository(InMemoryRepository):
 
 
 class _DownAfterPing(InMemoryRepository):
-    """Answers ping but fails the page's queries."""
+    """Answers ping but fails the overview's count."""
 
     def count_by_day(self, **kwargs: Any) -> Any:
         raise RepositoryError("query failed")
@@ -318,7 +318,7 @@ class TestStorageDown:
         assert "+5511999999999" not in page.text
 
     def test_overview_answers_503_with_its_health_section(self, console: Any) -> None:
-        """The overview still renders when ping fails: 503, health says what failed."""
+        """The overview still renders when storage fails: 503, health says what failed."""
         page = console(repository=_DownRepository()).get("/")
         assert page.status_code == 503
         health = page.text.split('id="health"', 1)[1]
@@ -326,7 +326,7 @@ class TestStorageDown:
         assert 'id="chart"' not in page.text
 
     def test_a_query_failing_after_ping(self, console: Any) -> None:
-        """A query failing after ping answered is a 503 page too."""
+        """A query failing while ping would answer is a 503 page too (ping is not asked)."""
         page = console(repository=_DownAfterPing()).get("/")
         assert page.status_code == 503
         assert "RepositoryError: query failed" in page.text
