@@ -18,11 +18,13 @@ from servio_twilio.__main__ import main
 from servio_twilio.domain.errors import SendOutcomeUnknown
 from servio_twilio.domain.models import Channel, Communication
 from servio_twilio.reconcile_command import parse_duration, run_reconcile
+from servio_twilio.sending.async_client import AsyncCommunicationsClient
 from servio_twilio.sending.client import CommunicationsClient
 from servio_twilio.testing import FakeTwilio
 from servio_twilio.testing.fake_twilio import Fault
 from support.firestore_emulator import unique_collection
 from support.sending import ACCOUNT, PHONE, TO, make_settings
+from support.sync_facade import LoopThread
 
 pytestmark = pytest.mark.server
 
@@ -84,6 +86,42 @@ class TestOnTheEmulator:
             still.communication_id
         ]
         assert client.costs("p1") == {"USD": Decimal("0.0075")}
+
+
+class TestOnTheEmulatorAsync:
+    def test_the_async_client_over_the_async_repository(
+        self, async_firestore_repository: Any
+    ) -> None:
+        """AsyncCommunicationsClient over AsyncFirestoreRepository: fetches as tasks, the
+        query and the merges awaited on one loop; the records settle as on the sync side."""
+        clock = [NOW - timedelta(hours=3)]
+        fake = FakeTwilio(clock=lambda: clock[0])
+
+        async def scenario() -> tuple[Any, ...]:
+            client = AsyncCommunicationsClient(
+                make_settings(),
+                repository=async_firestore_repository,
+                http_client=fake.aio,
+                clock=lambda: clock[0],
+            )
+            async with client:
+                sent = [await client.send_sms(TO, f"m{n}", prospect_id="p1") for n in range(12)]
+                for result in sent:
+                    fake.set_status(result.sid, "delivered", price="-0.0075", price_unit="USD")
+                clock[0] = NOW
+                report = await client.reconcile(max_concurrency=5)
+                again = await client.reconcile()
+                costs = await client.costs("p1")
+            return report, again, costs
+
+        loop = LoopThread()
+        try:
+            report, again, costs = loop.run(scenario())
+        finally:
+            loop.close()
+        assert (report.examined, report.settled, report.ok) == (12, 12, True)
+        assert again.examined == 0
+        assert costs == {"USD": Decimal("0.0900")}
 
 
 class TestCommand:
