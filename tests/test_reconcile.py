@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from servio_twilio.domain.errors import InvalidArgument, SendOutcomeUnknown
-from servio_twilio.domain.models import Channel, Communication, Direction
+from servio_twilio.domain.models import Channel, Communication, Direction, replace
 from servio_twilio.domain.status import advance, is_open
 from servio_twilio.sending.reconcile import NOT_SENT_ERROR
 from servio_twilio.sending.results import ReconcileReport
@@ -288,6 +288,25 @@ class TestUnknownOutcomes:
         )
         assert not [r for r in world.fake.requests if r.method == "POST"]
 
+    def test_a_send_the_day_filter_misses_is_found_undated_before_failing(
+        self, world: World
+    ) -> None:
+        """Before failing a record, the newest sends are listed without a date (a message
+        Twilio still queues or schedules has no DateSent): found there, it is not failed."""
+        world.fake.fail_next(1, Fault.read_timeout())
+        with pytest.raises(SendOutcomeUnknown) as raised:
+            world.client.send_sms(TO, "scheduled for later", prospect_id="p1")
+        cid = raised.value.communication_id
+        assert cid is not None
+        # Twilio dates it two days after our record (queued, scheduled): the day filter misses.
+        world.memory.update(cid, lambda r: replace(r, timestamp=r.timestamp - timedelta(days=2)))
+        world.clock.move(LATER)
+        report = world.client.reconcile()
+        assert (report.examined, report.still_open, report.not_sent) == (1, 1, 0)
+        assert world.record(cid).twilio_sid is not None  # found by the undated list
+        lists = [r for r in world.fake.requests if r.method == "GET" and "Messages.json" in r.url]
+        assert [("DateSent" in r.params) for r in lists] == [True, False]
+
     def test_a_call_twilio_never_saw_says_call(self, world: World) -> None:
         """The error names the kind: ``not sent: Twilio has no such call``."""
         record = world.add(channel=Channel.CALL, body=None, status="unknown")
@@ -308,20 +327,26 @@ class TestUnknownOutcomes:
         assert world.record(resent.communication_id).twilio_sid == resent.sid
 
     def test_a_message_sent_just_before_midnight_is_found_the_next_day(self) -> None:
-        """The lookup asks for the next day too when the record is minutes before midnight."""
+        """A record minutes before midnight is looked up on its day, then the next: Twilio
+        dated it after midnight."""
         world = World()
-        world.clock.now = datetime(2025, 3, 4, 23, 58, tzinfo=UTC)
+        world.clock.now = datetime(2025, 3, 5, 0, 2, tzinfo=UTC)  # Twilio's date
         world.fake.fail_next(1, Fault.read_timeout())
-        with pytest.raises(SendOutcomeUnknown):
+        with pytest.raises(SendOutcomeUnknown) as raised:
             world.client.send_sms(TO, "late", prospect_id="p1")
+        cid = raised.value.communication_id
+        assert cid is not None
+        late = datetime(2025, 3, 4, 23, 58, tzinfo=UTC)  # ours, four minutes earlier
+        world.memory.update(cid, lambda r: replace(r, timestamp=late))
         world.clock.move(LATER)
-        world.client.reconcile()
-        days = {
+        assert world.client.reconcile().examined == 1
+        assert world.record(cid).twilio_sid is not None
+        days = [
             str(r.params.get("DateSent"))[:10]
             for r in world.fake.requests
             if r.method == "GET" and "Messages.json" in r.url
-        }
-        assert days == {"2025-03-04", "2025-03-05"}
+        ]
+        assert days == ["2025-03-04", "2025-03-05"]
 
 
 class _RaceRepository:

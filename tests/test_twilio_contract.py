@@ -402,6 +402,17 @@ class TestReconcileReadsMatchTwilioSchemas:
         assert all(c.sid.startswith("CA") for c in found)
         assert all(isinstance(c.status, str) for c in found)
 
+    @pytest.mark.parametrize(
+        ("kind", "path"), [("message", "/Messages.json"), ("call", "/Calls.json")]
+    )
+    def test_list_sent_undated(self, prism_url: str, kind: Any, path: str) -> None:
+        """The undated list reconcile makes before failing a record (no DateSent/StartTime)."""
+        rest, http = _sync_rest(prism_url)
+        rest.list_sent(kind, to=TO, from_=PHONE, day=None, limit=2)
+        query = _accepted(http.seen, path)
+        assert "DateSent" not in query
+        assert "StartTime" not in query
+
     @pytest.mark.parametrize("kind", ["message", "call"])
     def test_the_first_page_at_the_default_limit(self, prism_url: str, kind: Any) -> None:
         """The first request list_sent makes at its default limit (PageSize=50) is accepted."""

@@ -29,8 +29,8 @@ message`` (or call); younger, it stays open for the next run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -271,25 +271,37 @@ def _look_up(record: Communication, now: datetime, not_sent_after: timedelta) ->
     kind = _kind(record)
     cid = record.id or ""
     to, from_ = twilio_address(record, record.to), twilio_address(record, record.from_)
-    listed: list[Any] = []
-    for day in days_to_list(record.timestamp):
-        page = yield Call("twilio", "list_sent", (kind,), {"to": to, "from_": from_, "day": day})
-        listed.extend(page)
+    # The day it was sent (and the next, near midnight); before failing it, the
+    # newest sends undated too: a message Twilio still queues or schedules has no DateSent.
+    last_look = now - record.timestamp >= not_sent_after
+    days: list[date | None] = [*days_to_list(record.timestamp), *([None] if last_look else [])]
+    for day in days:
+        listed = yield Call("twilio", "list_sent", (kind,), {"to": to, "from_": from_, "day": day})
+        found = yield from _unclaimed(record, kind, listed, now)
+        if found is not None:
+            return found
+    if not last_look:
+        return Finding(communication_id=cid, outcome="open")
+    noun = "call" if kind == "call" else "message"
+    return Finding(communication_id=cid, outcome="not_sent", update=_not_sent(noun, now))
+
+
+def _unclaimed(
+    record: Communication, kind: str, listed: Sequence[Any], now: datetime
+) -> Steps[Finding | None]:
+    """The finding for the likeliest listed send no other record holds, or None."""
     for candidate in candidates(record, kind, listed):
         sid = candidate.sid
         holder: Communication | None = yield Call("repository", "find_by_sid", (sid,))
         if holder is not None and holder.id != record.id:
             continue  # another record's message (a re-send of the same text, say)
         return Finding(
-            communication_id=cid,
+            communication_id=record.id or "",
             outcome="checked",
             update=_settle(sid, observed(kind, candidate), now),
             sid=sid,
         )
-    if now - record.timestamp < not_sent_after:
-        return Finding(communication_id=cid, outcome="open")
-    noun = "call" if kind == "call" else "message"
-    return Finding(communication_id=cid, outcome="not_sent", update=_not_sent(noun, now))
+    return None
 
 
 def _settle(

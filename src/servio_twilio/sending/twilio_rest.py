@@ -79,14 +79,15 @@ class _LazyClient:
 
 
 def sent_filters(
-    kind: Kind, *, to: str, from_: str | None, day: date, limit: int
+    kind: Kind, *, to: str, from_: str | None, day: date | None, limit: int
 ) -> dict[str, Any]:
     """The keywords of twilio's ``messages.list`` / ``calls.list`` for one day's sends.
 
     ``day`` goes to twilio as a date (a datetime counts as its UTC day), which
     twilio writes ``YYYY-MM-DDT00:00:00Z``: the form Twilio's schema takes for
-    ``DateSent`` and ``StartTime``, read by Twilio as that day. ``from_`` None:
-    no ``From`` filter. One page holds up to ``limit`` (at most 1000).
+    ``DateSent`` and ``StartTime``, read by Twilio as that day. ``day`` None:
+    no date filter (the newest sends, those not sent yet included). ``from_``
+    None: no ``From`` filter. One page holds up to ``limit`` (at most 1000).
 
     Raises:
         InvalidArgument: ``limit`` below 1, or ``day`` not a date.
@@ -97,12 +98,13 @@ def sent_filters(
         raise InvalidArgument(f"limit must be a whole number >= 1, got {limit!r}")
     if isinstance(day, datetime):
         day = (day.astimezone(UTC) if day.tzinfo is not None else day).date()
-    elif not isinstance(day, date):
-        raise InvalidArgument(f"day must be a date, got {type(day).__name__}")
+    elif day is not None and not isinstance(day, date):
+        raise InvalidArgument(f"day must be a date or None, got {type(day).__name__}")
     filters: dict[str, Any] = {"to": to, "limit": limit, "page_size": min(limit, _MAX_PAGE_SIZE)}
     if from_ is not None:
         filters["from_"] = from_
-    filters["date_sent" if kind == "message" else "start_time"] = day
+    if day is not None:
+        filters["date_sent" if kind == "message" else "start_time"] = day
     return filters
 
 
@@ -190,7 +192,7 @@ class TwilioRest(_LazyClient):
         return self.call(lambda _: self._one(kind, sid).fetch())
 
     def list_sent(
-        self, kind: Kind, *, to: str, from_: str | None, day: date, limit: int = 50
+        self, kind: Kind, *, to: str, from_: str | None, day: date | None, limit: int = 50
     ) -> list[Any]:
         """Twilio's messages (or calls) from ``from_`` to ``to`` sent (started) on ``day``, UTC.
 
@@ -259,7 +261,7 @@ class AsyncTwilioRest(_LazyClient):
         return await self.call(lambda _: self._one(kind, sid).fetch_async())
 
     async def list_sent(
-        self, kind: Kind, *, to: str, from_: str | None, day: date, limit: int = 50
+        self, kind: Kind, *, to: str, from_: str | None, day: date | None, limit: int = 50
     ) -> list[Any]:
         """Twilio's messages (or calls) from ``from_`` to ``to`` sent (started) on ``day``, UTC.
 
