@@ -9,7 +9,8 @@ import pytest
 
 import servio_twilio
 from servio_twilio.domain.errors import ConfigurationError
-from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.settings import TwilioSettings, check_settings
+from servio_twilio.domain.steps import is_async_callable
 from servio_twilio.storage.memory import InMemoryRepository
 from servio_twilio.testing import signed_webhook
 from servio_twilio.webhooks.config import (
@@ -18,11 +19,9 @@ from servio_twilio.webhooks.config import (
     check_prefix,
     check_public_base_url,
     check_repository,
-    check_settings,
     check_storage_timeout,
     check_trust_forwarded,
     check_verifier,
-    is_async,
 )
 from servio_twilio.webhooks.verifier import WebhookVerifier
 
@@ -66,7 +65,7 @@ class TestIsAsync:
     )
     def test_coroutine_producers(self, fn: object) -> None:
         """Async functions, objects with an async __call__ and partials of them are async."""
-        assert is_async(fn) is True
+        assert is_async_callable(fn) is True
 
     @pytest.mark.parametrize(
         "fn",
@@ -76,7 +75,7 @@ class TestIsAsync:
     def test_everything_else(self, fn: object) -> None:
         """Plain functions, sync callables, builtins, non-callables and classes (calling one
         builds an instance, even when its __call__ is async) are not async."""
-        assert is_async(fn) is False
+        assert is_async_callable(fn) is False
 
 
 class TestCheckSettings:

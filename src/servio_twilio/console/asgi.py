@@ -21,8 +21,6 @@ from servio_twilio.console.config import (
     check_consent_listing,
     check_console_repository,
     check_mask_numbers,
-    check_settings,
-    is_async_callable,
 )
 from servio_twilio.console.core import ConsoleCore
 from servio_twilio.console.health import AsyncHealthCache
@@ -30,8 +28,8 @@ from servio_twilio.console.http import ConsoleRequest, ConsoleResponse
 from servio_twilio.console.render import Renderer
 from servio_twilio.console.views import Masking
 from servio_twilio.domain.errors import ConfigurationError
-from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.domain.steps import run_async
+from servio_twilio.domain.settings import TwilioSettings, check_settings
+from servio_twilio.domain.steps import is_async_callable, run_async
 from servio_twilio.storage.repository import is_async_repository
 from servio_twilio.storage.threads import Threads
 

@@ -7,11 +7,10 @@ touches a request.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Final
 
 from servio_twilio.domain.errors import ConfigurationError
-from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import is_async_callable
 from servio_twilio.storage.repository import is_async_repository
 
 __all__ = [
@@ -19,22 +18,11 @@ __all__ = [
     "check_consent_listing",
     "check_console_repository",
     "check_mask_numbers",
-    "check_settings",
-    "is_async_callable",
 ]
 
 # What the pages call on the repository and the consent store.
 _REPOSITORY_METHODS: Final = ("get", "events", "history", "communications", "count_by_day", "ping")
 _CONSENT_METHODS: Final = ("opted_out",)
-
-
-def is_async_callable(fn: object) -> bool:
-    """Whether calling ``fn`` gives a coroutine (an async function or async ``__call__``)."""
-    if isinstance(fn, type):
-        return False
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    )
 
 
 def check_authorize(authorize: object, *, allow_async: bool) -> Any:
@@ -86,13 +74,6 @@ def check_consent_listing(store: object, *, allow_async: bool) -> Any:
             "a WSGI console cannot await an async consent store: pass a ConsentStore"
         )
     return store
-
-
-def check_settings(settings: object) -> TwilioSettings | None:
-    """``settings`` itself; `ConfigurationError` unless None or `TwilioSettings`."""
-    if settings is not None and not isinstance(settings, TwilioSettings):
-        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
-    return settings
 
 
 def check_mask_numbers(mask_numbers: object) -> bool:

@@ -19,14 +19,13 @@ from servio_twilio.console.config import (
     check_consent_listing,
     check_console_repository,
     check_mask_numbers,
-    check_settings,
 )
 from servio_twilio.console.core import ConsoleCore
 from servio_twilio.console.health import HealthCache
 from servio_twilio.console.http import ConsoleRequest
 from servio_twilio.console.render import Renderer
 from servio_twilio.console.views import Masking
-from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.settings import TwilioSettings, check_settings
 from servio_twilio.domain.steps import run
 
 if TYPE_CHECKING:

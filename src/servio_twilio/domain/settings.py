@@ -13,7 +13,7 @@ from servio_twilio.domain.errors import ConfigurationError, InvalidPhoneNumber
 from servio_twilio.domain.phone import E164_PATTERN, normalize_e164
 from servio_twilio.domain.phone_text import strip_channel_prefix
 
-__all__ = ["TwilioSettings"]
+__all__ = ["TwilioSettings", "check_settings"]
 
 _SID_PREFIX = {"account_sid": "AC", "api_key_sid": "SK", "messaging_service_sid": "MG"}
 _SID = {field: re.compile(prefix + r"[0-9a-fA-F]{32}") for field, prefix in _SID_PREFIX.items()}
@@ -252,3 +252,10 @@ _FORMAT_CHECKS: dict[str, Callable[[str], str | None]] = {
     "default_region": _region_problem,
     "webhook_base_url": _url_problem,
 }
+
+
+def check_settings(settings: object) -> TwilioSettings | None:
+    """``settings`` itself; `ConfigurationError` unless None or `TwilioSettings`."""
+    if settings is not None and not isinstance(settings, TwilioSettings):
+        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
+    return settings

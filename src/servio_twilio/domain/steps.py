@@ -26,7 +26,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-__all__ = ["Call", "Steps", "run", "run_async"]
+__all__ = ["Call", "Steps", "is_async_callable", "run", "run_async"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,15 @@ def run(steps: Steps[T], targets: Mapping[str, Any]) -> T:
             error = None
         except BaseException as exc:  # thrown in: the rules decide what survives
             value, error = None, exc
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine (an async function or async ``__call__``)."""
+    if isinstance(fn, type):
+        return False  # calling a class builds an instance, whatever its __call__ is
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    )
 
 
 async def run_async(steps: Steps[T], targets: Mapping[str, Any]) -> T:

@@ -7,13 +7,13 @@ it builds the core; the ASGI and WSGI apps check their ``prefix`` with
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from servio_twilio.domain.errors import ConfigurationError
 from servio_twilio.domain.settings import TwilioSettings
+from servio_twilio.domain.steps import is_async_callable
 from servio_twilio.storage.consent import is_async_consent_store
 from servio_twilio.storage.repository import CommunicationRepository, is_async_repository
 
@@ -26,28 +26,10 @@ __all__ = [
     "check_prefix",
     "check_public_base_url",
     "check_repository",
-    "check_settings",
     "check_storage_timeout",
     "check_trust_forwarded",
     "check_verifier",
-    "is_async",
 ]
-
-
-def is_async(fn: object) -> bool:
-    """Whether calling ``fn`` gives a coroutine (an async function or async ``__call__``)."""
-    if isinstance(fn, type):
-        return False  # calling a class builds an instance, whatever its __call__ is
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    )
-
-
-def check_settings(settings: object) -> TwilioSettings | None:
-    """``settings`` itself; `ConfigurationError` unless None or `TwilioSettings`."""
-    if settings is not None and not isinstance(settings, TwilioSettings):
-        raise ConfigurationError(f"settings must be TwilioSettings, not {type(settings).__name__}")
-    return settings
 
 
 def check_verifier(verifier: object, settings: TwilioSettings | None) -> WebhookVerifier:
@@ -156,7 +138,7 @@ def check_hooks(allow_async: bool, **hooks: object) -> None:
             continue
         if not callable(hook):
             raise ConfigurationError(f"{name} must be callable, not {type(hook).__name__}")
-        if not allow_async and is_async(hook):
+        if not allow_async and is_async_callable(hook):
             raise ConfigurationError(f"{name} is async: a WSGI app needs a plain function")
 
 

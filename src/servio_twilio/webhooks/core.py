@@ -34,8 +34,8 @@ import attrs
 from servio_twilio.domain.errors import MalformedCallback, RepositoryError
 from servio_twilio.domain.models import utcnow
 from servio_twilio.domain.phone_text import mask_phone, mask_phone_numbers
-from servio_twilio.domain.settings import TwilioSettings
-from servio_twilio.domain.steps import Steps, run
+from servio_twilio.domain.settings import TwilioSettings, check_settings
+from servio_twilio.domain.steps import Steps, is_async_callable, run
 from servio_twilio.domain.telemetry import signature_failed
 from servio_twilio.storage.consent import is_async_consent_store
 from servio_twilio.storage.repository import (
@@ -51,11 +51,9 @@ from servio_twilio.webhooks.config import (
     check_prefix,
     check_public_base_url,
     check_repository,
-    check_settings,
     check_storage_timeout,
     check_trust_forwarded,
     check_verifier,
-    is_async,
 )
 from servio_twilio.webhooks.events import (
     AsyncInboundHook,
@@ -185,9 +183,9 @@ class WebhookCore:
         self._on_event = on_event
         self._on_inbound = on_inbound
         self._resolver = prospect_resolver
-        self._on_event_async = is_async(on_event)
-        self._on_inbound_async = is_async(on_inbound)
-        self._resolver_async = is_async(prospect_resolver)
+        self._on_event_async = is_async_callable(on_event)
+        self._on_inbound_async = is_async_callable(on_inbound)
+        self._resolver_async = is_async_callable(prospect_resolver)
         self.max_body_bytes = max_body_bytes
         self.storage_timeout = storage_timeout
         """The seconds a request's repository steps may take in all, when ``blocking``."""
