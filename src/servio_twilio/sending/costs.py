@@ -12,11 +12,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from servio_twilio.domain.errors import InvalidArgument
 from servio_twilio.domain.models import Communication
 from servio_twilio.domain.steps import Call, Steps
 from servio_twilio.sending.checks import check_prospect_id
-from servio_twilio.storage.repository import MAX_HISTORY_LIMIT
+from servio_twilio.storage.repository import MAX_HISTORY_LIMIT, check_aware
 
 __all__ = ["charge", "read_costs", "sum_charges"]
 
@@ -56,11 +55,7 @@ def read_costs(prospect_id: str, *, since: datetime | None) -> Steps[dict[str, D
     until a page is short or reaches ``since``.
     """
     check_prospect_id(prospect_id, required=True)
-    if since is not None:
-        if not isinstance(since, datetime):
-            raise TypeError(f"since must be a datetime, not {type(since).__name__}")
-        if since.tzinfo is None or since.utcoffset() is None:
-            raise InvalidArgument("since must be an aware datetime (UTC)")
+    check_aware("since", since)
     totals: dict[str, Decimal] = {}
     before: datetime | None = None
     while True:

@@ -54,7 +54,7 @@ from servio_twilio.sending.twilio_facts import (
     recording_fields,
     twilio_address,
 )
-from servio_twilio.storage.repository import MAX_HISTORY_LIMIT
+from servio_twilio.storage.repository import check_history_args
 
 __all__ = ["NOT_SENT_ERROR", "Finding", "reconcile"]
 
@@ -100,8 +100,8 @@ def reconcile(
     _check_duration("older_than", older_than)
     _check_duration("not_sent_after", not_sent_after)
     _check_duration("max_age", max_age)
-    _check_count("limit", limit, MAX_HISTORY_LIMIT)
-    _check_count("max_concurrency", max_concurrency, None)
+    check_history_args(limit, None)  # the open-records query's limit: 1..1000
+    _check_at_least_one("max_concurrency", max_concurrency)
     if max_age <= older_than:
         raise InvalidArgument("max_age must be longer than older_than")
 
@@ -356,9 +356,8 @@ def _check_duration(name: str, value: object) -> None:
         raise InvalidArgument(f"{name} must not be negative, got {value}")
 
 
-def _check_count(name: str, value: object, most: int | None) -> None:
+def _check_at_least_one(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1 or (most is not None and value > most):
-        bound = f"between 1 and {most}" if most is not None else "at least 1"
-        raise InvalidArgument(f"{name} must be {bound}, got {value}")
+    if value < 1:
+        raise InvalidArgument(f"{name} must be at least 1, got {value}")

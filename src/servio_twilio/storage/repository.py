@@ -15,6 +15,7 @@ __all__ = [
     "MAX_STATUS_FILTER",
     "AsyncCommunicationRepository",
     "CommunicationRepository",
+    "check_aware",
     "check_count_args",
     "check_history_args",
     "check_page_args",
@@ -320,11 +321,7 @@ def check_history_args(
         raise TypeError(f"limit must be an int, not {type(limit).__name__}")
     if not 1 <= limit <= MAX_HISTORY_LIMIT:
         raise InvalidArgument(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
-    if before is not None:
-        if not isinstance(before, datetime):
-            raise TypeError(f"before must be a datetime, not {type(before).__name__}")
-        if before.tzinfo is None or before.utcoffset() is None:
-            raise InvalidArgument("before must be an aware datetime (UTC)")
+    check_aware("before", before)
 
 
 def check_update_result(updated: object, communication_id: str) -> Communication:
@@ -368,7 +365,7 @@ def check_page_args(
     status or prospect id that is not a non-empty string, or a naive ``since``.
     """
     check_history_args(limit, before, channel)
-    _check_aware("since", since)
+    check_aware("since", since)
     if prospect_id is not None and (not isinstance(prospect_id, str) or not prospect_id):
         raise InvalidArgument("prospect_id must be a non-empty string")
     if status is None:
@@ -384,13 +381,15 @@ def check_page_args(
 
 def check_count_args(since: datetime, until: datetime) -> None:
     """Raise `InvalidArgument` for naive bounds or ``until`` not after ``since``."""
-    _check_aware("since", since, required=True)
-    _check_aware("until", until, required=True)
+    check_aware("since", since, required=True)
+    check_aware("until", until, required=True)
     if until <= since:
         raise InvalidArgument("until must be after since")
 
 
-def _check_aware(name: str, value: datetime | None, *, required: bool = False) -> None:
+def check_aware(name: str, value: object, *, required: bool = False) -> None:
+    """Raise ``TypeError`` unless ``value`` (named ``name``) is a datetime, None when not
+    ``required``; `InvalidArgument` when it is naive."""
     if value is None and not required:
         return
     if not isinstance(value, datetime):
