@@ -45,13 +45,11 @@ import argparse
 import asyncio
 import gc
 import http.client
-import io
 import json
 import math
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -61,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import EmulatorUnavailable, firestore_emulator
+from git_tree import extract_src
 from slow_webhook import BASE, PHONE, TO, TOKEN, record_sid
 
 from servio_twilio import (
@@ -392,16 +391,6 @@ def run_lag() -> None:
 # --- 3. the webhook app under uvicorn, slow storage ---------------------------------------------
 
 
-def _extract_baseline(into: Path) -> Path:
-    """Version 0.1's ``src`` from git, under ``into``; the path to put on PYTHONPATH."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASELINE, "src"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
 @contextmanager
 def _server(args: list[str], src: Path, emulator: str | None, workdir: Path) -> Iterator[int]:
     """``slow_webhook.py`` with ``src`` first on its path; yields its port.
@@ -522,7 +511,7 @@ def run_webhook(clients: int, seconds: float, firestore: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-async-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         try:
-            old_src = _extract_baseline(workdir)
+            old_src = extract_src(BASELINE, workdir)
         except (OSError, subprocess.CalledProcessError) as exc:
             notes.append(f"0.1 not measured: git archive {BASELINE} failed ({exc})")
         else:

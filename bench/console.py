@@ -41,14 +41,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import os
 import random
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -62,6 +60,7 @@ from typing import Any
 
 import httpx
 from emulator import firestore_emulator
+from git_tree import extract_src
 
 from servio_twilio import Channel, Communication, DayCount, Direction, InMemoryRepository
 from servio_twilio.console import basic_auth, make_asgi_app
@@ -528,15 +527,6 @@ print(json.dumps(seen))
 """
 
 
-def _extract(commit: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
 def _python(src: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python *args`` with ``src`` first on the path and bytecode cached under ``cwd``.
 
@@ -563,7 +553,7 @@ def _cumulative_us(stderr: str) -> int:
 
 def import_cost(runs: int, workdir: Path) -> None:
     """Print wall and importtime figures, now beside the old commit, and the modules loaded."""
-    trees = {"now": ROOT / "src", OLD_COMMIT: _extract(OLD_COMMIT, workdir / "old")}
+    trees = {"now": ROOT / "src", OLD_COMMIT: extract_src(OLD_COMMIT, workdir / "old")}
     snippets = [
         ("interpreter start (`pass`)", "now", "pass"),
         ("import servio_twilio, now", "now", "import servio_twilio"),

@@ -34,13 +34,11 @@ compare, with the range of the rounds' own ratios: the machine is shared.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -50,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import firestore_emulator
+from git_tree import extract_src
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_WARM_ROUNDS = 200
@@ -263,16 +262,6 @@ def measure(reps: int, batch_reps: int, warmups: int = 2) -> dict[str, Any]:
 # --- the driving side: the emulator, the 0.1 tree, the table ----------------------------------
 
 
-def _extract_baseline(into: Path) -> Path:
-    """Version 0.1's ``src`` from git, under ``into``; the path to put on PYTHONPATH."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASELINE, "src"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
 def _run_worker(src: Path, workdir: Path, reps: int, batch_reps: int) -> dict[str, Any]:
     """``measure`` in a fresh interpreter with ``src`` first on its path, on a fresh emulator."""
     env = dict(os.environ, PYTHONPATH=str(src))
@@ -352,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     now = _describe_src()
     with tempfile.TemporaryDirectory(prefix="bench-firestore-") as tmp:
         workdir = Path(tmp)
-        sources = {"0.1": _extract_baseline(workdir / "baseline"), "now": ROOT / "src"}
+        sources = {"0.1": extract_src(BASELINE, workdir / "baseline"), "now": ROOT / "src"}
         for round_ in range(args.rounds):
             order = versions if round_ % 2 == 0 else versions[::-1]
             medians: dict[str, dict[str, float]] = {}
